@@ -1,0 +1,1 @@
+"""Pure Bitcoin consensus arithmetic: no I/O, no asyncio, no database, no web3."""

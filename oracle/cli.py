@@ -1,0 +1,80 @@
+"""The ``bme-oracle`` command line.
+
+Each command group lives in ``oracle/commands/<group>.py`` and exposes
+``register(subparsers)``; this module only assembles them, maps deliberate
+errors to exit status 2 with a one-line message on stderr, and never shows a
+traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from oracle.errors import OracleError
+
+#: Modules in ``oracle.commands`` that contribute subcommands (order = help order).
+COMMAND_MODULES = ("mathcmds", "db", "watch", "contract", "daemon")
+
+EXIT_BAD_INPUT = 2
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 with usage; keep that
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"bme-oracle: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="bme-oracle",
+        description="Bitcoin difficulty oracle: retargets, BME indices, on-chain publication.",
+    )
+    from oracle import __version__
+
+    parser.add_argument("--version", action="version", version=f"bme-oracle {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"oracle.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"oracle.commands.{name}":
+                continue  # command group not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """Every command takes ``--json`` for machine-readable output."""
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    """Print ``payload`` as JSON with ``--json``, else the human-readable ``text``."""
+    if getattr(args, "json", False):
+        print(json.dumps(payload, indent=None, sort_keys=False))
+    else:
+        print(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.handler(args)
+    except OracleError as exc:
+        print(f"bme-oracle: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

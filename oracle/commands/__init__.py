@@ -1,0 +1,1 @@
+"""Command groups of the ``bme-oracle`` CLI; each module exposes ``register(subparsers)``."""

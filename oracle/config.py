@@ -1,0 +1,378 @@
+"""Configuration: TOML files plus ``ORACLE_*`` environment overrides -> frozen dataclasses.
+
+The only module that reads configuration files or the environment. Components
+receive their own section, never ``os.environ``.
+
+Environment overrides: ``ORACLE_<SECTION>__<KEY>`` (double underscore between
+section and key), e.g. ``ORACLE_DATABASE__URL``, ``ORACLE_CROSSCHECK__QUORUM=3``,
+``ORACLE_BITCOIND__RPC_PASSWORD``. Lists are comma-separated. Secrets
+(passwords, keystore passwords) come only from the environment or from files
+named by ``*_file`` keys; a secret written in a TOML file is refused.
+Every problem is collected and reported at once in one ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oracle.bitcoin.difficulty import NETWORKS
+from oracle.errors import ConfigError
+
+ENV_PREFIX = "ORACLE_"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///bme-oracle.sqlite"
+
+
+class Secret(str):
+    """A string whose repr and str never show the value (keeps secrets out of logs)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    def __str__(self) -> str:
+        return "***" if self else ""
+
+    def reveal(self) -> str:
+        """The actual value, for the one call that needs it."""
+        return str.__str__(self)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkConfig:
+    name: str = "mainnet"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str = DEFAULT_DATABASE_URL
+    pool_size: int = 5
+    connect_timeout_s: float = 5.0
+    write_retry_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class BitcoindConfig:
+    enabled: bool = True
+    name: str = "bitcoind"
+    url: str = "http://127.0.0.1:8332"
+    rpc_user: str = ""
+    rpc_password: Secret = Secret("")
+    rpc_password_file: str = ""
+    cookie_file: str = ""
+    zmq_hashblock: str = ""
+    poll_interval_s: float = 30.0
+    zmq_silence_s: float = 1800.0
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RestSourceConfig:
+    name: str
+    kind: str  # "esplora" | "blockchain_com"
+    base_url: str
+    enabled: bool = True
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 15.0
+    max_retries: int = 3
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    rate_limit_per_s: float = 1.0
+    max_response_bytes: int = 1_000_000
+    poll_interval_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class CrossCheckConfig:
+    quorum: int = 2
+    confirmations: int = 6
+    use_checkpoints: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherConfig:
+    enabled: bool = False
+    rpc_url: str = "http://127.0.0.1:8545"
+    chain_id: int = 31337
+    contract_address: str = ""
+    keystore_files: tuple[str, ...] = ()
+    keystore_password: Secret = Secret("")
+    keystore_password_file: str = ""
+    sender_keystore_file: str = ""
+    max_fee_gwei: float = 200.0
+    priority_fee_gwei: float = 1.0
+    fee_bump_percent: int = 15
+    replace_after_s: float = 120.0
+    receipt_confirmations: int = 1
+    receipt_timeout_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class PeersConfig:
+    urls: tuple[str, ...] = ()
+    poll_interval_s: float = 2.0
+    timeout_s: float = 3.0
+    max_response_bytes: int = 65_536
+    submit_delay_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    webhooks: tuple[str, ...] = ()
+    webhook_timeout_s: float = 5.0
+    webhook_retries: int = 3
+    alert_min_interval_s: float = 300.0
+    source_stale_after_s: float = 3600.0
+    publication_late_s: float = 3600.0
+    min_signer_balance_wei: int = 10**16
+    health_retention_days: int = 14
+    readback_interval_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    format: str = "console"  # "json" | "console"
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    shutdown_timeout_s: float = 10.0
+    index_days: tuple[int, ...] = (14, 28, 84)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    bitcoind: BitcoindConfig = field(default_factory=BitcoindConfig)
+    sources: tuple[RestSourceConfig, ...] = ()
+    crosscheck: CrossCheckConfig = field(default_factory=CrossCheckConfig)
+    publisher: PublisherConfig = field(default_factory=PublisherConfig)
+    peers: PeersConfig = field(default_factory=PeersConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+
+
+_SECTIONS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, hint: Any, where: str, problems: list[str], *, from_env: bool) -> Any:
+    """Convert one raw value (TOML value or env string) to the annotated type."""
+    origin = typing.get_origin(hint)
+    if hint is Secret:
+        if not isinstance(value, str):
+            problems.append(f"{where}: expected a string")
+            return Secret("")
+        return Secret(value)
+    if origin is tuple:
+        (item_hint, _ellipsis) = typing.get_args(hint)
+        if from_env and isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            problems.append(f"{where}: expected a list, got {value!r}")
+            return ()
+        return tuple(
+            _coerce(item, item_hint, f"{where}[{i}]", problems, from_env=from_env)
+            for i, item in enumerate(value)
+        )
+    if hint is bool:
+        if from_env and isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+        if isinstance(value, bool):
+            return value
+        problems.append(f"{where}: expected true or false, got {value!r}")
+        return False
+    if hint in (int, float):
+        if from_env and isinstance(value, str):
+            try:
+                return hint(value.strip())
+            except ValueError:
+                problems.append(f"{where}: expected a number, got {value!r}")
+                return hint()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{where}: expected a number, got {value!r}")
+            return hint()
+        if hint is int and isinstance(value, float):
+            problems.append(f"{where}: expected a whole number, got {value!r}")
+            return int(value)
+        return hint(value)
+    if hint is str:
+        if not isinstance(value, str):
+            problems.append(f"{where}: expected a string, got {value!r}")
+            return ""
+        return value
+    if isinstance(hint, types.UnionType):  # pragma: no cover - not used by sections
+        return value
+    return value
+
+
+def _build(cls: type, raw: Mapping[str, Any], where: str, problems: list[str], env: dict[str, str]) -> Any:
+    hints = _hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            problems.append(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
+    kwargs: dict[str, Any] = {}
+    for fld in dataclasses.fields(cls):
+        key_where = f"{where}.{fld.name}"
+        if fld.name in env:
+            kwargs[fld.name] = _coerce(env[fld.name], hints[fld.name], key_where, problems, from_env=True)
+        elif fld.name in raw:
+            if hints[fld.name] is Secret:
+                problems.append(
+                    f"{key_where}: secrets may not be written in a config file; use "
+                    f"{ENV_PREFIX}{where.upper()}__{fld.name.upper()} or {fld.name}_file"
+                )
+                continue
+            kwargs[fld.name] = _coerce(raw[fld.name], hints[fld.name], key_where, problems, from_env=False)
+        elif fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
+            problems.append(f"{key_where}: required")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        problems.append(f"{where}: {exc}")
+        return None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    overrides: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        overrides.setdefault(section.lower(), {})[key.lower()] = value
+    return overrides
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load and validate the configuration; raise one ConfigError listing every problem."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    problems: list[str] = []
+    env = _env_overrides(environ)
+    for section in raw:
+        if section not in _SECTIONS:
+            problems.append(f"{section}: unknown section (known: {', '.join(_SECTIONS)})")
+    for section in env:
+        if section not in _SECTIONS or section == "sources":
+            problems.append(f"{ENV_PREFIX}{section.upper()}__*: unknown section {section!r}")
+    kwargs: dict[str, Any] = {}
+    for name, fld in _SECTIONS.items():
+        if name == "sources":
+            entries = raw.get("sources", [])
+            if not isinstance(entries, list):
+                problems.append("sources: expected [[sources]] tables")
+                entries = []
+            kwargs[name] = tuple(
+                _build(RestSourceConfig, entry, f"sources[{i}]", problems, {})
+                for i, entry in enumerate(entries)
+            )
+            continue
+        section_raw = raw.get(name, {})
+        if not isinstance(section_raw, dict):
+            problems.append(f"{name}: expected a table")
+            section_raw = {}
+        kwargs[name] = _build(fld.type if isinstance(fld.type, type) else _hints(Config)[name],
+                              section_raw, name, problems, env.get(name, {}))
+    config = Config(**kwargs) if not problems else None
+    if config is not None:
+        problems.extend(validate(config))
+    if problems:
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"invalid configuration{where}:\n  " + "\n  ".join(problems))
+    assert config is not None
+    return config
+
+
+def validate(config: Config) -> list[str]:
+    """Cross-field checks that types alone cannot express."""
+    problems: list[str] = []
+    if config.network.name not in NETWORKS:
+        problems.append(f"network.name: unknown network {config.network.name!r} (known: {', '.join(NETWORKS)})")
+    if not config.database.url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        problems.append(
+            "database.url: must start with postgresql+asyncpg:// or sqlite+aiosqlite://, "
+            f"got {redact_url(config.database.url)!r}"
+        )
+    if config.crosscheck.quorum < 1:
+        problems.append(f"crosscheck.quorum: must be >= 1, got {config.crosscheck.quorum}")
+    if config.crosscheck.confirmations < 0:
+        problems.append(f"crosscheck.confirmations: must be >= 0, got {config.crosscheck.confirmations}")
+    names = [s.name for s in config.sources] + ([config.bitcoind.name] if config.bitcoind.enabled else [])
+    if len(set(names)) != len(names):
+        problems.append(f"sources: source names must be unique, got {names}")
+    for i, source in enumerate(config.sources):
+        if source.kind not in {"esplora", "blockchain_com"}:
+            problems.append(f"sources[{i}].kind: must be esplora or blockchain_com, got {source.kind!r}")
+        if not source.base_url.startswith(("http://", "https://")):
+            problems.append(f"sources[{i}].base_url: must be an http(s) URL, got {source.base_url!r}")
+    if config.logging.format not in {"json", "console"}:
+        problems.append(f"logging.format: must be json or console, got {config.logging.format!r}")
+    for n in config.service.index_days:
+        if n <= 0 or n % 14:
+            problems.append(f"service.index_days: {n} is not a positive multiple of 14")
+    if not 0 < config.api.port < 65536:
+        problems.append(f"api.port: must be 1..65535, got {config.api.port}")
+    return problems
+
+
+def read_secret(value: Secret, file_path: str, what: str) -> Secret:
+    """A secret from the environment value or, failing that, from the named file."""
+    if value:
+        return value
+    if file_path:
+        try:
+            return Secret(Path(file_path).read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ConfigError(f"{what}: cannot read secret file {file_path}: {exc.strerror}") from exc
+    return Secret("")
+
+
+def redact_url(url: str) -> str:
+    """A URL with any password replaced by ***, for logs and errors."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    credentials, _, host = rest.partition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def database_url(config: Config | None, override: str | None) -> str:
+    """The database URL: ``--db`` wins over the environment and the config file."""
+    if override:
+        return override
+    return config.database.url if config is not None else DEFAULT_DATABASE_URL

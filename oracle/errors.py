@@ -1,0 +1,104 @@
+"""The exception tree of bme-oracle.
+
+Every error the oracle raises on purpose derives from ``OracleError`` so the CLI
+and the service can tell "bad input / bad world" from a bug::
+
+    OracleError
+    ├── ConfigError            bad or missing setting; lists every problem at once
+    ├── InputError             bad user input to a command (CSV rows, token names, numbers)
+    ├── InvalidBits            compact bits that are negative, overflow or zero
+    ├── InvalidHeader          fails linkage / bits / proof-of-work check (pure layer)
+    ├── NoSolution             a pricing equation with no root, or Newton did not converge
+    ├── IndexUnavailable       not enough epochs for BME_N, or no epoch before a time
+    ├── SourceError
+    │   ├── SourceUnavailable  timeout, refused, 5xx, node warming up -> retry with backoff
+    │   └── SourceDataError    answered, but malformed or inconsistent -> no retry loop
+    ├── CrossCheckFailed       sources disagree -> nothing final stored, nothing published
+    ├── StoreError
+    │   ├── StoreUnavailable   database unreachable
+    │   ├── SchemaOutdated     migrations behind -> run ``bme-oracle db upgrade``
+    │   └── StoreConflict      a different row already exists for this key
+    └── PublishError
+        ├── TxRejected         node refused (revert, nonce) -> alert; no blind retry
+        └── TxNotConfirmed     timed out -> re-check receipt, resend the same raw tx
+"""
+
+from __future__ import annotations
+
+
+class OracleError(Exception):
+    """Base of every deliberate bme-oracle error."""
+
+
+class ConfigError(OracleError):
+    """A setting is missing or wrong; raised at start-up."""
+
+
+class InputError(OracleError):
+    """User input to a command is malformed; the message names the part that is wrong."""
+
+
+class InvalidBits(OracleError):
+    """Compact bits that Bitcoin Core would reject (negative, overflow or zero target)."""
+
+
+class InvalidHeader(OracleError):
+    """A header that fails linkage, bits or proof-of-work checks."""
+
+
+class NoSolution(OracleError):
+    """An equation with no root in range, or a solver that did not converge."""
+
+
+class IndexUnavailable(OracleError):
+    """The index is undefined for the request (too few epochs, time before the first epoch)."""
+
+
+class SourceError(OracleError):
+    """A block source failed; ``source`` and ``request`` name where."""
+
+    def __init__(self, message: str, *, source: str = "", request: str = "") -> None:
+        self.source = source
+        self.request = request
+        where = " ".join(part for part in (source, request) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class SourceUnavailable(SourceError):
+    """Transient: timeout, refused, 5xx, 429, warming up."""
+
+
+class SourceDataError(SourceError):
+    """The source answered, but the answer is malformed or inconsistent."""
+
+
+class CrossCheckFailed(OracleError):
+    """Sources disagree or are too few; nothing is final."""
+
+
+class StoreError(OracleError):
+    """Database problem."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached."""
+
+
+class SchemaOutdated(StoreError):
+    """The schema is behind the code; the operator must run ``bme-oracle db upgrade``."""
+
+
+class StoreConflict(StoreError):
+    """A different row already exists for this key."""
+
+
+class PublishError(OracleError):
+    """Publishing to the chain failed."""
+
+
+class TxRejected(PublishError):
+    """The node or the contract refused the transaction."""
+
+
+class TxNotConfirmed(PublishError):
+    """The transaction was not confirmed in time."""

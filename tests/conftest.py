@@ -1,0 +1,27 @@
+"""Shared pytest configuration. Real services are provided by plugins in tests/fixtures/."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+
+#: Each fixture module owns one real service (started by the project's own scripts).
+pytest_plugins = [
+    name
+    for name in (
+        "tests.fixtures.postgres",
+        "tests.fixtures.bitcoind",
+        "tests.fixtures.anvil",
+        "tests.fixtures.restreplay",
+    )
+    if (ROOT / (name.replace(".", "/") + ".py")).exists()
+]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> pathlib.Path:
+    return DATA
