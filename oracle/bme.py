@@ -17,6 +17,7 @@ history O(n).
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -118,7 +119,7 @@ def _value_from_sum(term_sum: Fraction | int, epochs: int) -> tuple[Fraction, in
 
 
 def bme(n_days: int, window: Sequence[EpochTarget]) -> BmeValue:
-    """BME_N at the last epoch of ``window``, which must be the T consecutive epochs ending there."""
+    """BME_N at the last epoch of ``window``: the T consecutive epochs ending there."""
     epochs = epochs_for_days(n_days)
     if len(window) != epochs:
         raise IndexUnavailable(f"BME{n_days} needs {epochs} epochs, got {len(window)}")
@@ -129,15 +130,16 @@ def bme(n_days: int, window: Sequence[EpochTarget]) -> BmeValue:
 
 
 def _require_consecutive(window: Sequence[EpochTarget]) -> None:
-    for before, after in zip(window, window[1:], strict=False):
+    for before, after in itertools.pairwise(window):
         if after.epoch != before.epoch + 1:
             raise IndexUnavailable(
-                f"epochs {before.epoch} and {after.epoch} are not consecutive; BME needs every epoch"
+                f"epochs {before.epoch} and {after.epoch} are not consecutive; "
+                "BME needs every epoch"
             )
 
 
 def bme_series(n_days: int, history: Sequence[EpochTarget]) -> dict[int, BmeValue]:
-    """BME_N for every epoch of ``history`` (sorted by epoch) that has T consecutive epochs behind it.
+    """BME_N for every epoch of ``history`` (sorted) with T consecutive epochs behind it.
 
     O(n) with prefix sums; epochs whose window has a gap are left out.
     """
@@ -167,7 +169,7 @@ def epoch_at_time(history: Sequence[EpochTarget], at_time: int) -> int:
     if any(t is None for t in times):
         raise IndexUnavailable("BME at a time needs the header time of every epoch")
     sorted_times: list[int] = times  # type: ignore[assignment]
-    if all(a <= b for a, b in zip(sorted_times, sorted_times[1:], strict=False)):
+    if all(a <= b for a, b in itertools.pairwise(sorted_times)):
         position = bisect.bisect_right(sorted_times, at_time)
         if position == 0:
             raise IndexUnavailable(f"no epoch has a retarget at or before time {at_time}")
@@ -185,7 +187,9 @@ def bme_at(n_days: int, history: Sequence[EpochTarget], at_time: int) -> BmeValu
     by_epoch = {item.epoch: item for item in history}
     window = [by_epoch.get(e) for e in range(epoch - epochs + 1, epoch + 1)]
     if any(item is None for item in window):
-        raise IndexUnavailable(f"BME{n_days} at epoch {epoch} needs epochs {epoch - epochs + 1}..{epoch}")
+        raise IndexUnavailable(
+            f"BME{n_days} at epoch {epoch} needs epochs {epoch - epochs + 1}..{epoch}"
+        )
     return bme(n_days, window)  # type: ignore[arg-type]
 
 

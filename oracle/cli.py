@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     from oracle import __version__
 
     parser.add_argument("--version", action="version", version=f"bme-oracle {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_ArgumentParser
+    )
     subparsers.required = True
     for name in COMMAND_MODULES:
         try:

@@ -232,7 +232,9 @@ def _coerce(value: Any, hint: Any, where: str, problems: list[str], *, from_env:
     return value
 
 
-def _build(cls: type, raw: Mapping[str, Any], where: str, problems: list[str], env: dict[str, str]) -> Any:
+def _build(
+    cls: type, raw: Mapping[str, Any], where: str, problems: list[str], env: dict[str, str]
+) -> Any:
     hints = _hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
@@ -242,7 +244,9 @@ def _build(cls: type, raw: Mapping[str, Any], where: str, problems: list[str], e
     for fld in dataclasses.fields(cls):
         key_where = f"{where}.{fld.name}"
         if fld.name in env:
-            kwargs[fld.name] = _coerce(env[fld.name], hints[fld.name], key_where, problems, from_env=True)
+            kwargs[fld.name] = _coerce(
+                env[fld.name], hints[fld.name], key_where, problems, from_env=True
+            )
         elif fld.name in raw:
             if hints[fld.name] is Secret:
                 problems.append(
@@ -250,7 +254,9 @@ def _build(cls: type, raw: Mapping[str, Any], where: str, problems: list[str], e
                     f"{ENV_PREFIX}{where.upper()}__{fld.name.upper()} or {fld.name}_file"
                 )
                 continue
-            kwargs[fld.name] = _coerce(raw[fld.name], hints[fld.name], key_where, problems, from_env=False)
+            kwargs[fld.name] = _coerce(
+                raw[fld.name], hints[fld.name], key_where, problems, from_env=False
+            )
         elif fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
             problems.append(f"{key_where}: required")
     try:
@@ -305,8 +311,13 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
         if not isinstance(section_raw, dict):
             problems.append(f"{name}: expected a table")
             section_raw = {}
-        kwargs[name] = _build(fld.type if isinstance(fld.type, type) else _hints(Config)[name],
-                              section_raw, name, problems, env.get(name, {}))
+        kwargs[name] = _build(
+            fld.type if isinstance(fld.type, type) else _hints(Config)[name],
+            section_raw,
+            name,
+            problems,
+            env.get(name, {}),
+        )
     config = Config(**kwargs) if not problems else None
     if config is not None:
         problems.extend(validate(config))
@@ -321,7 +332,9 @@ def validate(config: Config) -> list[str]:
     """Cross-field checks that types alone cannot express."""
     problems: list[str] = []
     if config.network.name not in NETWORKS:
-        problems.append(f"network.name: unknown network {config.network.name!r} (known: {', '.join(NETWORKS)})")
+        problems.append(
+            f"network.name: unknown network {config.network.name!r} (known: {', '.join(NETWORKS)})"
+        )
     if not config.database.url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
         problems.append(
             "database.url: must start with postgresql+asyncpg:// or sqlite+aiosqlite://, "
@@ -330,15 +343,23 @@ def validate(config: Config) -> list[str]:
     if config.crosscheck.quorum < 1:
         problems.append(f"crosscheck.quorum: must be >= 1, got {config.crosscheck.quorum}")
     if config.crosscheck.confirmations < 0:
-        problems.append(f"crosscheck.confirmations: must be >= 0, got {config.crosscheck.confirmations}")
-    names = [s.name for s in config.sources] + ([config.bitcoind.name] if config.bitcoind.enabled else [])
+        problems.append(
+            f"crosscheck.confirmations: must be >= 0, got {config.crosscheck.confirmations}"
+        )
+    names = [s.name for s in config.sources] + (
+        [config.bitcoind.name] if config.bitcoind.enabled else []
+    )
     if len(set(names)) != len(names):
         problems.append(f"sources: source names must be unique, got {names}")
     for i, source in enumerate(config.sources):
         if source.kind not in {"esplora", "blockchain_com"}:
-            problems.append(f"sources[{i}].kind: must be esplora or blockchain_com, got {source.kind!r}")
+            problems.append(
+                f"sources[{i}].kind: must be esplora or blockchain_com, got {source.kind!r}"
+            )
         if not source.base_url.startswith(("http://", "https://")):
-            problems.append(f"sources[{i}].base_url: must be an http(s) URL, got {source.base_url!r}")
+            problems.append(
+                f"sources[{i}].base_url: must be an http(s) URL, got {source.base_url!r}"
+            )
     if config.logging.format not in {"json", "console"}:
         problems.append(f"logging.format: must be json or console, got {config.logging.format!r}")
     for n in config.service.index_days:
@@ -357,7 +378,9 @@ def read_secret(value: Secret, file_path: str, what: str) -> Secret:
         try:
             return Secret(Path(file_path).read_text(encoding="utf-8").strip())
         except OSError as exc:
-            raise ConfigError(f"{what}: cannot read secret file {file_path}: {exc.strerror}") from exc
+            raise ConfigError(
+                f"{what}: cannot read secret file {file_path}: {exc.strerror}"
+            ) from exc
     return Secret("")
 
 

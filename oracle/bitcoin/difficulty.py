@@ -44,7 +44,9 @@ class Network:
 NETWORKS: dict[str, Network] = {
     net.name: net
     for net in (
-        Network("mainnet", Target(0x00000000FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF)),
+        Network(
+            "mainnet", Target(0x00000000FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF)
+        ),
         Network(
             "testnet3",
             Target(0x00000000FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF),
@@ -56,7 +58,9 @@ NETWORKS: dict[str, Network] = {
             allow_min_difficulty_blocks=True,
             enforce_bip94=True,
         ),
-        Network("signet", Target(0x00000377AE000000000000000000000000000000000000000000000000000000)),
+        Network(
+            "signet", Target(0x00000377AE000000000000000000000000000000000000000000000000000000)
+        ),
         Network(
             "regtest",
             Target(0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF),
@@ -91,7 +95,12 @@ def decode_compact(bits: int) -> Compact:
         raise InvalidBits(f"bits should be a uint32, got {bits!r}")
     size = bits >> 24
     word = bits & 0x007FFFFF
-    value = word >> (8 * (3 - size)) if size <= 3 else (word << (8 * (size - 3))) & _UINT256_MASK
+    if size <= 3:
+        # Core shifts nWord in place, so the flags below see the shifted word.
+        word >>= 8 * (3 - size)
+        value = word
+    else:
+        value = (word << (8 * (size - 3))) & _UINT256_MASK
     negative = word != 0 and bool(bits & 0x00800000)
     overflow = word != 0 and (
         size > 34 or (word > 0xFF and size > 33) or (word > 0xFFFF and size > 32)
@@ -104,10 +113,7 @@ def encode_compact(value: int, *, negative: bool = False) -> Bits:
     if not 0 <= value <= _UINT256_MASK:
         raise InvalidBits(f"target should be a uint256, got {value!r}")
     size = (value.bit_length() + 7) // 8
-    if size <= 3:
-        compact = (value << (8 * (3 - size))) & 0xFFFFFFFF
-    else:
-        compact = value >> (8 * (size - 3))
+    compact = value << 8 * (3 - size) & 4294967295 if size <= 3 else value >> 8 * (size - 3)
     # The 0x00800000 bit is the sign; if the mantissa would set it, shift one byte.
     if compact & 0x00800000:
         compact >>= 8
@@ -196,7 +202,12 @@ def clamp_timespan(actual_timespan_s: int) -> int:
 
 
 def calculate_next_work_required(
-    network: Network, *, last_bits: int, first_time: int, last_time: int, first_bits: int | None = None
+    network: Network,
+    *,
+    last_bits: int,
+    first_time: int,
+    last_time: int,
+    first_bits: int | None = None,
 ) -> Bits:
     """Bits of the next epoch's first block (Core ``CalculateNextWorkRequired``).
 
@@ -254,19 +265,25 @@ def get_next_work_required(
         if new_block_time > last.time + TARGET_SPACING_S * 2:
             return pow_limit_bits
         block = last
-        while block.height > 0 and block.height % EPOCH_BLOCKS != 0 and block.bits == pow_limit_bits:
+        while (
+            block.height > 0 and block.height % EPOCH_BLOCKS != 0 and block.bits == pow_limit_bits
+        ):
             block = ancestor(block.height - 1)
         return Bits(block.bits)
     first = ancestor(last.height - (EPOCH_BLOCKS - 1))
     return calculate_next_work_required(
-        network, last_bits=last.bits, first_time=first.time, last_time=last.time, first_bits=first.bits
+        network,
+        last_bits=last.bits,
+        first_time=first.time,
+        last_time=last.time,
+        first_bits=first.bits,
     )
 
 
 def permitted_difficulty_transition(
     network: Network, *, height: int, old_bits: int, new_bits: int
 ) -> bool:
-    """Whether ``new_bits`` at ``height`` can follow ``old_bits`` (Core ``PermittedDifficultyTransition``).
+    """Whether ``new_bits`` may follow ``old_bits`` at ``height`` (PermittedDifficultyTransition).
 
     Used when the oracle lacks the headers to apply the exact rule: the new
     target must lie within [1/4, 4] of the old one, after Core's compact rounding.
