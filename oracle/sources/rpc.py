@@ -1,0 +1,284 @@
+"""Blocking JSON-RPC client for bitcoind, built on python-bitcoinrpc's ``AuthServiceProxy``.
+
+Runs in worker threads (``BitcoindSource`` calls it through ``asyncio.to_thread``);
+each call borrows one proxy from a small pool, because a proxy is one HTTP
+connection and is not thread-safe. A proxy that saw any transport error is
+thrown away, as python-bitcoinrpc's docs advise.
+
+Why not ``AuthServiceProxy.batch_``: with Bitcoin Core >= 28 a JSON-RPC 2.0
+success element has no ``"error"`` key and ``batch_`` does
+``response['error']`` -> ``KeyError`` (jgarzik/python-bitcoinrpc PR #112, open);
+it also raises on the first failing element and loses the rest. We post the
+batch ourselves through the proxy's connection and read each element with
+``.get("error")``, matched by id. (tests/unit/test_sources_bitcoind_rpc.py shows
+both the upstream failure and our handling on Core 28's response format.)
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from bitcoinrpc.authproxy import USER_AGENT, AuthServiceProxy, EncodeDecimal, JSONRPCException
+
+from oracle.errors import SourceError
+from oracle.sources.base import (
+    HeightNotFound,
+    SourceAuthFailed,
+    SourceMalformed,
+    SourceTimeout,
+    SourceUnavailable,
+    SourceWarmingUp,
+)
+
+RPC_IN_WARMUP = -28
+RPC_INVALID_PARAMETER = -8
+RPC_INVALID_ADDRESS_OR_KEY = -5
+_NON_JSON_HTTP = -342
+
+
+@dataclass(frozen=True, slots=True)
+class RpcError:
+    """One failed element of a batch (code and message as bitcoind sent them)."""
+
+    code: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RpcCredentials:
+    """User/password, or a cookie file re-read per connection (rewritten on each restart)."""
+
+    user: str = ""
+    password: str = ""
+    cookie_file: str = ""
+
+    def auth_header(self, source: str) -> bytes:
+        user, password = self.user, self.password
+        if self.cookie_file:
+            try:
+                text = Path(self.cookie_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SourceAuthFailed(
+                    f"cannot read cookie file {self.cookie_file}: {exc.strerror}", source=source
+                ) from exc
+            user, _, password = text.partition(":")
+        return b"Basic " + base64.b64encode(f"{user}:{password}".encode())
+
+
+class _Proxy(AuthServiceProxy):  # type: ignore[misc]
+    """An ``AuthServiceProxy`` whose credentials come from a header, not the URL.
+
+    Passwords are not percent-decoded by ``urlparse``; passing the header
+    directly supports any password and keeps it out of the URL.
+    """
+
+    def __init__(self, url: str, auth_header: bytes, timeout_s: float) -> None:
+        parts = urlsplit(url)
+        super().__init__(
+            f"{parts.scheme}://x:x@{parts.hostname}:{parts.port or 80}/", timeout=timeout_s
+        )
+        self._path = parts.path or "/"
+        self._host = parts.hostname or ""
+        self._auth = auth_header
+        self._timeout_s = timeout_s
+
+    def post(self, payload: Any) -> Any:
+        conn: http.client.HTTPConnection = self._AuthServiceProxy__conn
+        body = json.dumps(payload, default=EncodeDecimal)
+        conn.request(
+            "POST",
+            self._path,
+            body,
+            {
+                "Host": self._host,
+                "User-Agent": USER_AGENT,
+                "Authorization": self._auth.decode(),
+                "Content-type": "application/json",
+            },
+        )
+        if conn.sock is not None:
+            conn.sock.settimeout(self._timeout_s)
+        return self._get_response()
+
+    def shut(self) -> None:
+        self._AuthServiceProxy__conn.close()
+
+
+def split_url_credentials(url: str) -> tuple[str, str, str]:
+    """(url without user:password, user, password) — credentials percent-decoded."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, "", ""
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    clean = parts._replace(netloc=netloc).geturl()
+    return clean, unquote(parts.username), unquote(parts.password or "")
+
+
+def parse_batch_response(
+    response: Any, ids: Sequence[int], *, source: str, request: str
+) -> list[Any | RpcError]:
+    """Results of a batch in request order, each a value or an ``RpcError``.
+
+    Accepts legacy elements (``result`` and ``error: null``) and JSON-RPC 2.0
+    elements (only ``result`` or only ``error``), matched by ``id``.
+    """
+    if not isinstance(response, list):
+        raise SourceMalformed(
+            f"batch response should be a JSON array, got {type(response).__name__}",
+            source=source,
+            request=request,
+        )
+    by_id: dict[Any, Any] = {}
+    for element in response:
+        if not isinstance(element, dict) or "id" not in element:
+            raise SourceMalformed(
+                f"batch element without id: {element!r:.80}", source=source, request=request
+            )
+        by_id[element["id"]] = element
+    out: list[Any | RpcError] = []
+    for rpc_id in ids:
+        element = by_id.get(rpc_id)
+        if element is None:
+            raise SourceMalformed(
+                f"batch response has no element for id {rpc_id}", source=source, request=request
+            )
+        error = element.get("error")
+        if error is not None:
+            if not isinstance(error, dict):
+                raise SourceMalformed(
+                    f"error should be an object, got {error!r:.80}", source=source, request=request
+                )
+            code = error.get("code")
+            out.append(
+                RpcError(code if isinstance(code, int) else None, str(error.get("message", "")))
+            )
+        elif "result" not in element:
+            raise SourceMalformed(
+                f"batch element {rpc_id} has neither result nor error",
+                source=source,
+                request=request,
+            )
+        else:
+            out.append(element["result"])
+    return out
+
+
+def error_from_rpc(err: RpcError, *, source: str, request: str) -> SourceError:
+    """The typed source error for an RPC error element/exception."""
+    text = f"RPC error {err.code}: {err.message}"
+    if err.code == RPC_IN_WARMUP:
+        return SourceWarmingUp(
+            f"node is warming up ({err.message})", source=source, request=request
+        )
+    if err.code == RPC_INVALID_PARAMETER and "out of range" in err.message:
+        return HeightNotFound(
+            f"height past the node's tip ({err.message})", source=source, request=request
+        )
+    if err.code == RPC_INVALID_ADDRESS_OR_KEY:
+        return HeightNotFound(f"block not found ({err.message})", source=source, request=request)
+    if err.code == _NON_JSON_HTTP and "401" in err.message:
+        return SourceAuthFailed("wrong RPC credentials (HTTP 401)", source=source, request=request)
+    if err.code == _NON_JSON_HTTP:
+        return SourceUnavailable(
+            f"non-JSON HTTP response: {err.message}", source=source, request=request
+        )
+    return SourceMalformed(text, source=source, request=request)
+
+
+class RpcClient:
+    """Thread-safe blocking client: ``call`` and ``batch`` with typed errors."""
+
+    def __init__(
+        self, *, source: str, url: str, credentials: RpcCredentials, timeout_s: float
+    ) -> None:
+        self.source = source
+        self.url = url
+        self.credentials = credentials
+        self.timeout_s = timeout_s
+        self._idle: list[_Proxy] = []
+        self._lock = threading.Lock()
+        self._next_id = 0
+
+    def _ids(self, n: int) -> list[int]:
+        with self._lock:
+            start = self._next_id
+            self._next_id += n
+        return list(range(start + 1, start + n + 1))
+
+    def _borrow(self) -> _Proxy:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return _Proxy(self.url, self.credentials.auth_header(self.source), self.timeout_s)
+
+    def _post(self, payload: Any, request: str) -> Any:
+        proxy = self._borrow()
+        try:
+            response = proxy.post(payload)
+        except JSONRPCException as exc:
+            proxy.shut()
+            raise error_from_rpc(
+                RpcError(exc.code, str(exc.message)), source=self.source, request=request
+            ) from exc
+        except TimeoutError as exc:
+            proxy.shut()
+            raise SourceTimeout(
+                f"no answer within {self.timeout_s} s", source=self.source, request=request
+            ) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            proxy.shut()
+            raise SourceUnavailable(
+                f"cannot reach {self.url}: {exc!r}", source=self.source, request=request
+            ) from exc
+        except ValueError as exc:  # invalid JSON body with a JSON content type
+            proxy.shut()
+            raise SourceMalformed(
+                f"response is not JSON: {exc}", source=self.source, request=request
+            ) from exc
+        with self._lock:
+            self._idle.append(proxy)
+        return response
+
+    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any | RpcError]:
+        """Several calls in one HTTP request; each element succeeds or fails on its own."""
+        ids = self._ids(len(calls))
+        request = "batch " + ",".join(f"{m}{tuple(p)}" for m, p in calls)[:200]
+        payload = [
+            {"jsonrpc": "2.0", "method": method, "params": params, "id": rpc_id}
+            for rpc_id, (method, params) in zip(ids, calls, strict=True)
+        ]
+        response = self._post(payload, request)
+        if isinstance(response, dict) and isinstance(response.get("error"), dict):
+            # the whole batch was refused (e.g. warm-up before dispatch, bad request)
+            error = response["error"]
+            code = error.get("code")
+            raise error_from_rpc(
+                RpcError(code if isinstance(code, int) else None, str(error.get("message", ""))),
+                source=self.source,
+                request=request,
+            )
+        return parse_batch_response(response, ids, source=self.source, request=request)
+
+    def call(self, method: str, *params: Any) -> Any:
+        """One call; raises the typed error of a failing call."""
+        request = f"{method}{params}"
+        (result,) = self.batch([(method, list(params))])
+        if isinstance(result, RpcError):
+            raise error_from_rpc(result, source=self.source, request=request)
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for proxy in idle:
+            proxy.shut()
