@@ -1,0 +1,1 @@
+"""Stage 5 of the pipeline: sign agreed retargets and land them on the DifficultyOracle contract."""

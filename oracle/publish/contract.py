@@ -1,0 +1,369 @@
+"""web3 bindings for the DifficultyOracle and BmeAggregator contracts.
+
+Where it sits: the publish stage (``txmanager.py``, ``publisher.py``) and the
+read-back monitor talk to the chain only through this module. It loads the
+committed artifacts (no compiler at run time), deploys, reads the contract's
+views into typed values, builds ``submit`` calldata, and translates reverts
+into ``ContractReverted`` carrying the custom error's name and arguments, so
+web3 exceptions never leak upward.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import ContractLogicError, Web3RPCError
+
+from oracle.errors import PublishError, TxRejected
+from oracle.publish.signing import KeystoreAccount, Report
+
+ORACLE = "DifficultyOracle"
+AGGREGATOR = "BmeAggregator"
+#: Selector of Solidity's ``Error(string)`` and ``Panic(uint256)``.
+_ERROR_STRING = function_signature_to_4byte_selector("Error(string)")
+_PANIC = function_signature_to_4byte_selector("Panic(uint256)")
+
+
+class ContractReverted(TxRejected):
+    """The contract refused a call or transaction with a decoded custom error."""
+
+    def __init__(self, name: str, args: dict[str, Any], *, data: bytes = b"") -> None:
+        self.name = name
+        self.args_by_name = args
+        self.data = data
+        shown = ", ".join(f"{key}={_show(value)}" for key, value in args.items())
+        super().__init__(f"contract reverted: {name}({shown})")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return str(value)
+
+
+@cache
+def load_artifact(name: str) -> dict[str, Any]:
+    """The committed ``oracle/publish/artifacts/<name>.json`` (ABI, bytecode, compiler)."""
+    path = resources.files("oracle.publish").joinpath("artifacts", f"{name}.json")
+    try:
+        artifact: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PublishError(f"contract artifact {name}.json is missing from the package") from None
+    return artifact
+
+
+@cache
+def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    """selector -> (name, arg names, arg types) for every custom error of both contracts."""
+    table: dict[bytes, tuple[str, list[str], list[str]]] = {}
+    for name in (ORACLE, AGGREGATOR):
+        for item in load_artifact(name)["abi"]:
+            if item["type"] != "error":
+                continue
+            types = [arg["type"] for arg in item["inputs"]]
+            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
+            table[selector] = (item["name"], [arg["name"] for arg in item["inputs"]], types)
+    return table
+
+
+def decode_revert(data: bytes | str | None) -> ContractReverted:
+    """Decode revert data (custom error, ``Error(string)``, ``Panic``) to ``ContractReverted``."""
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x"))
+    data = data or b""
+    selector, body = data[:4], data[4:]
+    try:
+        if selector in _error_table():
+            name, names, types = _error_table()[selector]
+            values = abi_decode(types, body)
+            return ContractReverted(name, dict(zip(names, values, strict=True)), data=data)
+        if selector == _ERROR_STRING:
+            return ContractReverted(
+                "Error", {"message": abi_decode(["string"], body)[0]}, data=data
+            )
+        if selector == _PANIC:
+            return ContractReverted("Panic", {"code": abi_decode(["uint256"], body)[0]}, data=data)
+    except DecodingError:  # malformed revert data is reported raw below
+        pass
+    return ContractReverted("UnknownRevert", {"data": data}, data=data)
+
+
+def revert_from_exception(exc: BaseException) -> ContractReverted | None:
+    """The decoded revert inside a web3 exception, or None if it was not a revert."""
+    if isinstance(exc, ContractLogicError):
+        data = exc.data
+        if isinstance(data, dict):
+            data = data.get("data")
+        if isinstance(data, str) and data.startswith("0x"):
+            return decode_revert(data)
+        return ContractReverted("Reverted", {"message": exc.message or ""})
+    if isinstance(exc, Web3RPCError) and exc.rpc_response:
+        error = exc.rpc_response.get("error")
+        if isinstance(error, dict) and isinstance(error.get("data"), str):
+            return decode_revert(error["data"])
+    return None
+
+
+def connect(rpc_url: str, *, timeout_s: float = 10.0) -> AsyncWeb3:
+    """An AsyncWeb3 on an HTTP JSON-RPC endpoint (the URL is never logged with credentials)."""
+    return AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+
+
+@dataclass(frozen=True, slots=True)
+class OnChainRetarget:
+    """One stored epoch as the contract reports it."""
+
+    epoch: int
+    block_hash_hex: str  # display order
+    bits: int
+    time: int
+
+
+@dataclass(frozen=True, slots=True)
+class OracleStatus:
+    """What ``bme-oracle contract status`` shows."""
+
+    address: str
+    owner: str
+    pending_owner: str | None
+    signers: tuple[str, ...]
+    threshold: int
+    paused: bool
+    first_epoch: int | None
+    latest_epoch: int | None
+    pow_limit: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "owner": self.owner,
+            "pending_owner": self.pending_owner,
+            "signers": list(self.signers),
+            "threshold": self.threshold,
+            "paused": self.paused,
+            "first_epoch": self.first_epoch,
+            "latest_epoch": self.latest_epoch,
+            "pow_limit": hex(self.pow_limit),
+        }
+
+
+class OracleContract:
+    """Reads and calldata for one deployed DifficultyOracle."""
+
+    def __init__(self, w3: AsyncWeb3, address: str) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.contract = w3.eth.contract(address=self.address, abi=load_artifact(ORACLE)["abi"])
+
+    async def _call(self, function: str, *args: Any) -> Any:
+        try:
+            return await getattr(self.contract.functions, function)(*args).call()
+        except (ContractLogicError, Web3RPCError) as exc:
+            reverted = revert_from_exception(exc)
+            if reverted is None:
+                raise PublishError(f"{function} call failed: {exc}") from exc
+            raise reverted from exc
+
+    async def _optional(self, function: str, *args: Any, missing: str) -> Any:
+        try:
+            return await self._call(function, *args)
+        except ContractReverted as exc:
+            if exc.name == missing:
+                return None
+            raise
+
+    async def latest_epoch(self) -> int | None:
+        """The newest stored epoch, or None before the first report."""
+        value = await self._optional("latestEpoch", missing="NoEpochs")
+        return None if value is None else int(value)
+
+    async def first_epoch(self) -> int | None:
+        value = await self._optional("firstEpoch", missing="NoEpochs")
+        return None if value is None else int(value)
+
+    async def retarget(self, epoch: int) -> OnChainRetarget | None:
+        """The stored retarget of ``epoch``, or None if it is not stored."""
+        value = await self._optional("retarget", epoch, missing="EpochMissing")
+        if value is None:
+            return None
+        block_hash, bits, time = value
+        return OnChainRetarget(
+            epoch=epoch, block_hash_hex=bytes(block_hash).hex(), bits=bits, time=time
+        )
+
+    async def target(self, epoch: int) -> int:
+        return int(await self._call("target", epoch))
+
+    async def difficulty_fixed(self, epoch: int) -> int:
+        """floor(DIFF1_TARGET x 10^18 / target) of a stored epoch."""
+        return int(await self._call("difficulty", epoch))
+
+    async def bme(self, n_days: int, epoch: int) -> int:
+        """BME_N(epoch) x 10^18 computed on chain; ``ContractReverted(EpochMissing)`` on a gap."""
+        return int(await self._call("bme", n_days, epoch))
+
+    async def bme_at(self, n_days: int, at_time: int) -> int:
+        return int(await self._call("bmeAt", n_days, at_time))
+
+    async def epoch_at_time(self, at_time: int) -> int:
+        return int(await self._call("epochAtTime", at_time))
+
+    async def report_digest(self, report: Report) -> bytes:
+        return bytes(await self._call("reportDigest", report.as_tuple()))
+
+    async def status(self) -> OracleStatus:
+        """Owner, signers, threshold, pause flag and stored range, in one value."""
+        if not await self.w3.eth.get_code(self.address):
+            raise PublishError(f"no contract deployed at {self.address}")
+        pending = str(await self._call("pendingOwner"))
+        return OracleStatus(
+            address=self.address,
+            owner=str(await self._call("owner")),
+            pending_owner=None if int(pending, 16) == 0 else pending,
+            signers=tuple(str(a) for a in await self._call("signers")),
+            threshold=int(await self._call("threshold")),
+            paused=bool(await self._call("paused")),
+            first_epoch=await self.first_epoch(),
+            latest_epoch=await self.latest_epoch(),
+            pow_limit=int(await self._call("powLimit")),
+        )
+
+    def submit_calldata(self, report: Report, signatures: bytes, header: bytes) -> bytes:
+        """ABI-encoded ``submit(report, signatures, header)`` for a raw transaction."""
+        encoded = self.contract.encode_abi("submit", args=[report.as_tuple(), signatures, header])
+        return bytes.fromhex(encoded.removeprefix("0x"))
+
+    async def simulate_submit(
+        self, report: Report, signatures: bytes, header: bytes, *, sender: str
+    ) -> None:
+        """eth_call ``submit``: raises ``ContractReverted`` with the refusal, if any."""
+        try:
+            await self.contract.functions.submit(report.as_tuple(), signatures, header).call(
+                {"from": to_checksum_address(sender)}
+            )
+        except (ContractLogicError, Web3RPCError) as exc:
+            reverted = revert_from_exception(exc)
+            if reverted is None:
+                raise PublishError(f"submit simulation failed: {exc}") from exc
+            raise reverted from exc
+
+
+class AggregatorContract:
+    """Chainlink-shaped reads of a BmeAggregator."""
+
+    def __init__(self, w3: AsyncWeb3, address: str) -> None:
+        self.address = to_checksum_address(address)
+        self.contract = w3.eth.contract(address=self.address, abi=load_artifact(AGGREGATOR)["abi"])
+
+    async def latest_round_data(self) -> tuple[int, int, int, int, int]:
+        try:
+            return tuple(await self.contract.functions.latestRoundData().call())  # type: ignore[return-value]
+        except (ContractLogicError, Web3RPCError) as exc:
+            raise (revert_from_exception(exc) or PublishError(str(exc))) from exc
+
+    async def description(self) -> str:
+        return str(await self.contract.functions.description().call())
+
+    async def decimals(self) -> int:
+        return int(await self.contract.functions.decimals().call())
+
+
+async def send_and_wait(
+    w3: AsyncWeb3,
+    sender: KeystoreAccount,
+    transaction: dict[str, Any],
+    *,
+    max_fee_wei: int,
+    priority_fee_wei: int,
+    timeout_s: float = 120.0,
+) -> dict[str, Any]:
+    """Sign and send one administrative transaction (deploy, owner calls) and await its receipt.
+
+    Publishing goes through ``txmanager.TxManager``; this is for one-off operator actions.
+    """
+    tx = dict(transaction)
+    tx.setdefault("chainId", await w3.eth.chain_id)
+    tx.setdefault("nonce", await w3.eth.get_transaction_count(sender.address, "pending"))
+    tx["from"] = sender.address
+    tx.setdefault("maxPriorityFeePerGas", priority_fee_wei)
+    tx.setdefault("maxFeePerGas", max_fee_wei)
+    tx.setdefault("type", 2)
+    try:
+        if "gas" not in tx:
+            tx["gas"] = int(await w3.eth.estimate_gas(tx) * 12 // 10)
+        tx.pop("from")
+        raw, _tx_hash = sender.sign_transaction(tx)
+        tx_hash = await w3.eth.send_raw_transaction(raw)
+        receipt = await w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s)
+    except (ContractLogicError, Web3RPCError) as exc:
+        raise (revert_from_exception(exc) or TxRejected(f"transaction refused: {exc}")) from exc
+    if receipt["status"] != 1:
+        raise TxRejected(f"transaction {tx_hash.hex()} reverted")
+    return dict(receipt)
+
+
+def deployment_data(name: str, *args: Any) -> str:
+    """Creation bytecode followed by the ABI-encoded constructor arguments."""
+    artifact = load_artifact(name)
+    constructor = next(item for item in artifact["abi"] if item["type"] == "constructor")
+    types = [arg["type"] for arg in constructor["inputs"]]
+    return artifact["bytecode"] + abi_encode(types, list(args)).hex()
+
+
+async def deploy_oracle(
+    w3: AsyncWeb3,
+    sender: KeystoreAccount,
+    *,
+    owner: str,
+    signers: list[str],
+    threshold: int,
+    pow_limit: int,
+    max_fee_wei: int,
+    priority_fee_wei: int,
+) -> str:
+    """Deploy a DifficultyOracle; returns its checksum address."""
+    data = deployment_data(
+        ORACLE,
+        to_checksum_address(owner),
+        [to_checksum_address(s) for s in signers],
+        threshold,
+        pow_limit,
+    )
+    receipt = await send_and_wait(
+        w3,
+        sender,
+        {"data": data},
+        max_fee_wei=max_fee_wei,
+        priority_fee_wei=priority_fee_wei,
+    )
+    return str(receipt["contractAddress"])
+
+
+async def deploy_aggregator(
+    w3: AsyncWeb3,
+    sender: KeystoreAccount,
+    *,
+    oracle_address: str,
+    n_days: int,
+    max_fee_wei: int,
+    priority_fee_wei: int,
+) -> str:
+    """Deploy a BmeAggregator reading BME_N from ``oracle_address``."""
+    artifact = load_artifact(AGGREGATOR)
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    data = factory.constructor(
+        to_checksum_address(oracle_address), n_days
+    )._encode_data_in_transaction()
+    receipt = await send_and_wait(
+        w3, sender, {"data": data}, max_fee_wei=max_fee_wei, priority_fee_wei=priority_fee_wei
+    )
+    return str(receipt["contractAddress"])
