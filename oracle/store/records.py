@@ -1,0 +1,213 @@
+"""Typed values the repository takes and returns (frozen dataclasses, no ORM objects).
+
+Store stage of DESIGN.md. Callers never see SQLAlchemy rows: everything that
+leaves ``oracle.store.repository`` is one of these, with exact types (ints for
+bits and wei, ``Fraction`` for index values, UTC datetimes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationInput:
+    """What one source said about one epoch: a block (``ok``) or a failure."""
+
+    epoch: int
+    source: str
+    height: int | None = None
+    block_hash_hex: str | None = None
+    bits: int | None = None
+    time: int | None = None
+    raw_header: bytes | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    observed_at: datetime | None = None  # default: now
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None
+
+
+@dataclass(frozen=True, slots=True)
+class AgreedInput:
+    """A cross-checked retarget to store as agreed."""
+
+    epoch: int
+    height: int
+    block_hash_hex: str
+    bits: int
+    time: int
+    raw_header: bytes
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRecord:
+    network: str
+    epoch: int
+    source: str
+    ok: bool
+    height: int | None
+    block_hash_hex: str | None
+    bits: int | None
+    time: int | None
+    raw_header: bytes | None
+    error_kind: str | None
+    error_message: str | None
+    observed_at: datetime
+    last_observed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PublicationRecord:
+    chain_id: int
+    contract_address: str
+    tx_hash: str
+    block_hash_hex: str
+    published_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RetargetRecord:
+    """A retarget block candidate and its status history.
+
+    ``observations`` (every source's claims for the epoch), ``publications`` and
+    ``others`` (the epoch's other candidates, e.g. orphaned blocks) are filled
+    by ``get_retarget`` only.
+    """
+
+    network: str
+    epoch: int
+    height: int
+    block_hash_hex: str
+    bits: int
+    time: int
+    raw_header: bytes | None
+    status: str
+    sources: tuple[str, ...]
+    observed_at: datetime
+    agreed_at: datetime | None
+    published_at: datetime | None
+    orphaned_at: datetime | None
+    observations: tuple[ObservationRecord, ...] = ()
+    publications: tuple[PublicationRecord, ...] = ()
+    others: tuple[RetargetRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AgreedEpoch:
+    """One agreed (or published) epoch, as the index computation needs it."""
+
+    epoch: int
+    height: int
+    block_hash_hex: str
+    bits: int
+    time: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class DisagreementRecord:
+    id: int
+    network: str
+    epoch: int
+    kind: str  # "field" | "conflicting_attestation"
+    field: str
+    claims: dict[str, Any]
+    evidence: dict[str, Any] | None
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRecord:
+    network: str
+    n_days: int
+    epoch: int
+    value: Fraction  # exact
+    value_decimal: str  # truncated to 30 places, for display
+    fixed: int  # floor(value x 10^18), the on-chain integer
+    computed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LatestIndexed:
+    """The latest agreed retarget and its index values (one query each)."""
+
+    retarget: RetargetRecord
+    indices: dict[int, IndexRecord] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionRecord:
+    id: int
+    chain_id: int
+    contract_address: str
+    epoch: int
+    signers: tuple[str, ...]
+    report: dict[str, Any]
+    state: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def live(self) -> bool:
+        from oracle.store.models import LIVE_SUBMISSION_STATES
+
+        return self.state in LIVE_SUBMISSION_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionTxRecord:
+    id: int
+    submission_id: int
+    nonce: int
+    tx_hash: str
+    raw_tx: bytes
+    max_fee_per_gas: int  # wei
+    max_priority_fee_per_gas: int  # wei
+    created_at: datetime
+    sent_at: datetime | None
+    receipt: dict[str, Any] | None
+    gas_used: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionEventRecord:
+    submission_id: int
+    from_state: str | None
+    to_state: str
+    tx_hash: str | None
+    detail: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealthSummary:
+    source: str
+    samples: int
+    ok_count: int
+    error_count: int
+    error_kinds: dict[str, int]
+    latency_avg_ms: float | None
+    latency_max_ms: float | None
+    last_ok_at: datetime | None
+    last_error_at: datetime | None
+    last_error_kind: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationRecord:
+    chain_id: int
+    contract_address: str
+    epoch: int
+    signer: str
+    report: dict[str, Any]
+    report_hash: str
+    signature_hex: str
+    source: str  # "self" or the peer node's URL
+    received_at: datetime

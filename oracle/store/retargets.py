@@ -1,0 +1,487 @@
+"""Repository section: observations, retarget candidates, agreement, orphaning, publication.
+
+Store stage of DESIGN.md. One network+epoch can have several candidate blocks
+(sources disagree, reorgs); at most one is agreed or published, enforced by a
+partial unique index. A new agreed block for an unpublished epoch orphans the
+old one, which is kept. Every write is an idempotent upsert in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oracle.bitcoin.header import parse_header
+from oracle.errors import InputError, InvalidHeader, StoreConflict
+from oracle.store import validate
+from oracle.store._sql import RepositoryBase, canonical_hash, insert_for
+from oracle.store.models import (
+    FINAL_RETARGET_STATUSES,
+    RETARGET_STATUSES,
+    Observation,
+    Publication,
+    Retarget,
+)
+from oracle.store.records import (
+    AgreedEpoch,
+    AgreedInput,
+    ObservationInput,
+    ObservationRecord,
+    PublicationRecord,
+    RetargetRecord,
+)
+from oracle.store.types import utcnow
+
+EPOCH_BLOCKS = 2016
+_STATUS_RANK = {"published": 0, "agreed": 1, "observed": 2, "orphaned": 3}
+
+
+def retarget_record(row: Retarget, **extra: object) -> RetargetRecord:
+    return RetargetRecord(
+        network=row.network,
+        epoch=row.epoch,
+        height=row.height,
+        block_hash_hex=row.block_hash_hex,
+        bits=row.bits,
+        time=row.time,
+        raw_header=row.raw_header,
+        status=row.status,
+        sources=tuple(row.sources or ()),
+        observed_at=row.observed_at,
+        agreed_at=row.agreed_at,
+        published_at=row.published_at,
+        orphaned_at=row.orphaned_at,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _observation_record(row: Observation) -> ObservationRecord:
+    return ObservationRecord(
+        network=row.network,
+        epoch=row.epoch,
+        source=row.source,
+        ok=row.ok,
+        height=row.height,
+        block_hash_hex=row.block_hash_hex,
+        bits=row.bits,
+        time=row.time,
+        raw_header=row.raw_header,
+        error_kind=row.error_kind,
+        error_message=row.error_message,
+        observed_at=row.observed_at,
+        last_observed_at=row.last_observed_at,
+    )
+
+
+def _primary(rows: Sequence[Retarget]) -> Retarget:
+    """The row that represents an epoch: published > agreed > newest observed > newest orphaned."""
+    return min(rows, key=lambda r: (_STATUS_RANK[r.status], -r.observed_at.timestamp(), r.id))
+
+
+def _observation_values(network: str, item: ObservationInput, now: datetime) -> dict[str, object]:
+    epoch = validate.epoch(item.epoch)
+    source = validate.name(item.source, "source", 64)
+    at = validate.aware(item.observed_at, "observed_at") if item.observed_at else now
+    if item.ok:
+        height = validate.non_negative_int(item.height, "height", maximum=2**31 - 1)
+        block_hash = validate.block_hash_hex(item.block_hash_hex)
+        bits = validate.bits(item.bits)
+        time = validate.header_time(item.time)
+        raw = validate.raw_header(item.raw_header, required=False)
+        claim = ["ok", height, block_hash, bits, time, raw.hex() if raw else None]
+        error_kind = error_message = None
+    else:
+        height = block_hash = bits = time = raw = None  # type: ignore[assignment]
+        error_kind = validate.name(item.error_kind, "error_kind", 64)
+        error_message = item.error_message
+        claim = ["error", error_kind]
+    return {
+        "network": network, "epoch": epoch, "source": source, "claim_key": canonical_hash(claim),
+        "ok": item.ok, "height": height, "block_hash_hex": block_hash, "bits": bits, "time": time,
+        "raw_header": raw, "error_kind": error_kind, "error_message": error_message,
+        "observed_at": at, "last_observed_at": at,
+    }  # fmt: skip
+
+
+def _check_agreed(item: AgreedInput) -> AgreedInput:
+    epoch = validate.epoch(item.epoch)
+    height = validate.non_negative_int(item.height, "height")
+    if height != epoch * EPOCH_BLOCKS:
+        raise InputError(
+            f"the retarget block of epoch {epoch} is at height {epoch * EPOCH_BLOCKS}, got {height}"
+        )
+    block_hash = validate.block_hash_hex(item.block_hash_hex)
+    raw = validate.raw_header(item.raw_header, required=True)
+    assert raw is not None
+    try:
+        header = parse_header(raw)
+    except InvalidHeader as exc:  # pragma: no cover - length already checked
+        raise InputError(f"raw_header of epoch {epoch}: {exc}") from exc
+    if header.block_hash_hex != block_hash:
+        raise InputError(
+            f"raw_header of epoch {epoch} hashes to {header.block_hash_hex}, not {block_hash}"
+        )
+    if header.bits != validate.bits(item.bits) or header.time != validate.header_time(item.time):
+        raise InputError(
+            f"raw_header of epoch {epoch} has bits {header.bits:08x} time {header.time}, "
+            f"not bits {item.bits:08x} time {item.time}"
+        )
+    sources = tuple(validate.name(s, "source", 64) for s in item.sources)
+    return AgreedInput(epoch, height, block_hash, item.bits, item.time, raw, sources)
+
+
+class RetargetsMixin(RepositoryBase):
+    """Observations and the retarget lifecycle."""
+
+    async def record_observation(self, network: str, observation: ObservationInput) -> None:
+        """Store one source's claim (or failure) about an epoch; repeating it only bumps
+        ``last_observed_at``. A successful claim also adds the block as an ``observed``
+        retarget candidate."""
+        await self.record_observations(network, [observation])
+
+    async def record_observations(
+        self, network: str, observations: Iterable[ObservationInput]
+    ) -> None:
+        """Store several claims in one transaction (e.g. every source's answer for a tick)."""
+        network = validate.network(network)
+        now = utcnow()
+        rows: dict[tuple[object, ...], dict[str, object]] = {}
+        for item in observations:
+            values = _observation_values(network, item, now)
+            rows[(values["epoch"], values["source"], values["claim_key"])] = values
+        if not rows:
+            return
+        candidates: dict[tuple[object, ...], dict[str, object]] = {}
+        for values in rows.values():
+            if values["ok"]:
+                candidates.setdefault((values["epoch"], values["block_hash_hex"]), {
+                    "network": network, "epoch": values["epoch"], "height": values["height"],
+                    "block_hash_hex": values["block_hash_hex"], "bits": values["bits"],
+                    "time": values["time"], "raw_header": values["raw_header"],
+                    "status": "observed", "observed_at": values["observed_at"],
+                })  # fmt: skip
+
+        async def write(session: AsyncSession) -> None:
+            stmt = insert_for(session, Observation)
+            newer = stmt.excluded.last_observed_at > Observation.last_observed_at
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["network", "epoch", "source", "claim_key"],
+                set_={
+                    "last_observed_at": case(
+                        (newer, stmt.excluded.last_observed_at), else_=Observation.last_observed_at
+                    ),
+                    "error_message": case(
+                        (newer, stmt.excluded.error_message), else_=Observation.error_message
+                    ),
+                },
+            )
+            await session.execute(stmt, list(rows.values()))
+            if candidates:
+                cand = insert_for(session, Retarget).on_conflict_do_nothing(
+                    index_elements=["network", "epoch", "block_hash_hex"]
+                )
+                await session.execute(cand, list(candidates.values()))
+
+        await self._tx("record_observations", write)
+
+    async def record_agreed(
+        self,
+        network: str,
+        *,
+        epoch: int,
+        height: int,
+        block_hash_hex: str,
+        bits: int,
+        time: int,
+        raw_header: bytes,
+        sources: Sequence[str],
+    ) -> RetargetRecord:
+        """Store a cross-checked retarget as agreed (see ``record_agreed_many``)."""
+        item = AgreedInput(epoch, height, block_hash_hex, bits, time, raw_header, tuple(sources))
+        return (await self.record_agreed_many(network, [item]))[0]
+
+    async def record_agreed_many(
+        self, network: str, retargets: Sequence[AgreedInput]
+    ) -> list[RetargetRecord]:
+        """Store agreed retargets in one transaction.
+
+        Re-recording the same block is a no-op. A different block for an epoch whose
+        agreed block is unpublished orphans the old one (kept, ``orphaned_at`` set);
+        for a published epoch it raises StoreConflict. The raw header must hash to the
+        block hash and carry the given bits and time (InputError otherwise).
+        """
+        network = validate.network(network)
+        items = [_check_agreed(item) for item in retargets]
+        if not items:
+            return []
+
+        async def write(session: AsyncSession) -> list[RetargetRecord]:
+            now = utcnow()
+            epochs = sorted({item.epoch for item in items})
+            existing = (await session.scalars(
+                select(Retarget).where(Retarget.network == network, Retarget.epoch.in_(epochs))
+            )).all()  # fmt: skip
+            by_key = {(r.epoch, r.block_hash_hex): r for r in existing}
+            final = {r.epoch: r for r in existing if r.status in FINAL_RETARGET_STATUSES}
+            result = []
+            for item in items:
+                row = by_key.get((item.epoch, item.block_hash_hex))
+                current = final.get(item.epoch)
+                if current is not None and current is not row:
+                    if current.status == "published":
+                        raise StoreConflict(
+                            f"{network} epoch {item.epoch} is already published with block "
+                            f"{current.block_hash_hex}; refusing agreed block {item.block_hash_hex}"
+                        )
+                    current.status, current.orphaned_at = "orphaned", now
+                    await session.flush()  # free the one-agreed-per-epoch slot first
+                if row is None:
+                    row = Retarget(
+                        network=network,
+                        epoch=item.epoch,
+                        height=item.height,
+                        block_hash_hex=item.block_hash_hex,
+                        bits=item.bits,
+                        time=item.time,
+                        raw_header=item.raw_header,
+                        status="agreed",
+                        sources=sorted(item.sources),
+                        observed_at=now,
+                        agreed_at=now,
+                    )
+                    session.add(row)
+                    by_key[(item.epoch, item.block_hash_hex)] = row
+                elif row.status in FINAL_RETARGET_STATUSES:
+                    _check_same_block(network, row, item)
+                else:
+                    # An observed/orphaned candidate: the agreed fields are verified against
+                    # the header, so they win over whatever a (possibly lying) source claimed.
+                    row.height, row.bits, row.time = item.height, item.bits, item.time
+                    row.raw_header, row.sources = item.raw_header, sorted(item.sources)
+                    row.status, row.agreed_at = "agreed", now
+                final[item.epoch] = row
+                result.append(row)
+            await session.flush()
+            return [retarget_record(r) for r in result]
+
+        return await self._tx("record_agreed", write)
+
+    async def mark_orphaned(self, network: str, epoch: int, block_hash_hex: str) -> RetargetRecord:
+        """Mark a stored, unpublished retarget block as orphaned (idempotent)."""
+        network, epoch = validate.network(network), validate.epoch(epoch)
+        block_hash = validate.block_hash_hex(block_hash_hex)
+
+        async def write(session: AsyncSession) -> RetargetRecord:
+            row = await _row(session, network, epoch, block_hash)
+            if row.status == "published":
+                raise StoreConflict(
+                    f"{network} epoch {epoch} block {block_hash} is published; "
+                    "it cannot be marked orphaned"
+                )
+            if row.status != "orphaned":
+                row.status, row.orphaned_at = "orphaned", utcnow()
+            return retarget_record(row)
+
+        return await self._tx("mark_orphaned", write)
+
+    async def mark_published(
+        self,
+        network: str,
+        epoch: int,
+        *,
+        tx_hash: str,
+        chain_id: int,
+        contract: str,
+        block_hash_hex: str | None = None,
+    ) -> RetargetRecord:
+        """Record that the epoch's agreed retarget was published to ``contract`` by ``tx_hash``.
+
+        Idempotent; a different tx for the same contract and epoch is a StoreConflict, and so
+        is an epoch without an agreed block (or whose agreed block is not ``block_hash_hex``).
+        """
+        network, epoch = validate.network(network), validate.epoch(epoch)
+        tx = validate.tx_hash(tx_hash)
+        chain = validate.non_negative_int(chain_id, "chain_id")
+        address = validate.address(contract, "contract")
+        expected = validate.block_hash_hex(block_hash_hex) if block_hash_hex else None
+
+        async def write(session: AsyncSession) -> RetargetRecord:
+            row = (await session.scalars(select(Retarget).where(
+                Retarget.network == network, Retarget.epoch == epoch,
+                Retarget.status.in_(FINAL_RETARGET_STATUSES),
+            ).with_for_update())).first()  # fmt: skip
+            if row is None or (expected and row.block_hash_hex != expected):
+                raise StoreConflict(
+                    f"{network} epoch {epoch} has no agreed retarget"
+                    + (f" with block {expected}" if expected else "")
+                    + "; cannot mark it published"
+                )
+            now = utcnow()
+            stmt = insert_for(session, Publication).on_conflict_do_nothing(
+                index_elements=["network", "epoch", "chain_id", "contract_address"]
+            )
+            await session.execute(stmt, [{
+                "network": network, "epoch": epoch, "block_hash_hex": row.block_hash_hex,
+                "chain_id": chain, "contract_address": address, "tx_hash": tx, "published_at": now,
+            }])  # fmt: skip
+            stored = (await session.scalars(select(Publication).where(
+                Publication.network == network, Publication.epoch == epoch,
+                Publication.chain_id == chain, Publication.contract_address == address,
+            ))).one()  # fmt: skip
+            if stored.tx_hash != tx or stored.block_hash_hex != row.block_hash_hex:
+                raise StoreConflict(
+                    f"{network} epoch {epoch} is already published to {address} on chain {chain} "
+                    f"by {stored.tx_hash} (block {stored.block_hash_hex}), not {tx}"
+                )
+            if row.status != "published":
+                row.status, row.published_at = "published", now
+            return retarget_record(row)
+
+        return await self._tx("mark_published", write)
+
+    async def get_retarget(self, network: str, epoch: int) -> RetargetRecord | None:
+        """The epoch's retarget (published > agreed > observed > orphaned) with every source's
+        observations, its publications and the epoch's other candidate blocks."""
+        network, epoch = validate.network(network), validate.epoch(epoch)
+
+        async def read(session: AsyncSession) -> RetargetRecord | None:
+            rows = (await session.scalars(select(Retarget).where(
+                Retarget.network == network, Retarget.epoch == epoch))).all()  # fmt: skip
+            observations = await _observations(session, network, epoch)
+            if not rows:
+                return None
+            primary = _primary(rows)
+            publications = (await session.scalars(select(Publication).where(
+                Publication.network == network, Publication.epoch == epoch,
+            ).order_by(Publication.id))).all()  # fmt: skip
+            return retarget_record(
+                primary,
+                observations=tuple(_observation_record(o) for o in observations),
+                publications=tuple(
+                    PublicationRecord(
+                        p.chain_id, p.contract_address, p.tx_hash, p.block_hash_hex, p.published_at
+                    )
+                    for p in publications
+                ),
+                others=tuple(
+                    retarget_record(r) for r in sorted(rows, key=lambda r: r.id) if r is not primary
+                ),
+            )
+
+        return await self._tx("get_retarget", read)
+
+    async def observations(self, network: str, epoch: int) -> list[ObservationRecord]:
+        """Every claim every source made about ``epoch``, by source then time."""
+        network, epoch = validate.network(network), validate.epoch(epoch)
+
+        async def read(session: AsyncSession) -> list[ObservationRecord]:
+            return [_observation_record(o) for o in await _observations(session, network, epoch)]
+
+        return await self._tx("observations", read)
+
+    async def list_retargets(
+        self, network: str, *, limit: int = 50, before_epoch: int | None = None
+    ) -> list[RetargetRecord]:
+        """The newest ``limit`` epochs (below ``before_epoch``), newest first, one row each
+        (without observations; use ``get_retarget`` for those)."""
+        network = validate.network(network)
+        limit = validate.non_negative_int(limit, "limit", maximum=10_000)
+
+        async def read(session: AsyncSession) -> list[RetargetRecord]:
+            epochs_q = select(Retarget.epoch).where(Retarget.network == network)
+            if before_epoch is not None:
+                epochs_q = epochs_q.where(Retarget.epoch < validate.epoch(before_epoch))
+            epochs_q = epochs_q.distinct().order_by(Retarget.epoch.desc()).limit(limit)
+            epochs = list((await session.scalars(epochs_q)).all())
+            if not epochs:
+                return []
+            rows = (await session.scalars(select(Retarget).where(
+                Retarget.network == network, Retarget.epoch.in_(epochs)))).all()  # fmt: skip
+            grouped: dict[int, list[Retarget]] = {}
+            for row in rows:
+                grouped.setdefault(row.epoch, []).append(row)
+            return [retarget_record(_primary(grouped[e])) for e in epochs]
+
+        return await self._tx("list_retargets", read)
+
+    async def latest_agreed(self, network: str) -> RetargetRecord | None:
+        """The agreed or published retarget with the highest epoch, or None."""
+        network = validate.network(network)
+
+        async def read(session: AsyncSession) -> RetargetRecord | None:
+            row = await _latest_final(session, network)
+            return retarget_record(row) if row else None
+
+        return await self._tx("latest_agreed", read)
+
+    async def agreed_history(self, network: str) -> list[AgreedEpoch]:
+        """Every agreed or published epoch, ascending, with bits and header time."""
+        network = validate.network(network)
+
+        async def read(session: AsyncSession) -> list[AgreedEpoch]:
+            result = await session.execute(select(
+                Retarget.epoch, Retarget.height, Retarget.block_hash_hex, Retarget.bits,
+                Retarget.time, Retarget.status,
+            ).where(Retarget.network == network, Retarget.status.in_(FINAL_RETARGET_STATUSES))
+             .order_by(Retarget.epoch))  # fmt: skip
+            return [AgreedEpoch(*row) for row in result.all()]
+
+        return await self._tx("agreed_history", read)
+
+    async def epochs_with_status(self, network: str, status: str) -> list[int]:
+        """Epochs with a retarget in ``status`` (observed/agreed/published/orphaned), ascending."""
+        network = validate.network(network)
+        if status not in RETARGET_STATUSES:
+            raise InputError(
+                f"status should be one of {', '.join(RETARGET_STATUSES)}, got {status!r}"
+            )
+
+        async def read(session: AsyncSession) -> list[int]:
+            query = (select(Retarget.epoch).where(Retarget.network == network,
+                                                  Retarget.status == status)
+                     .distinct().order_by(Retarget.epoch))  # fmt: skip
+            return list((await session.scalars(query)).all())
+
+        return await self._tx("epochs_with_status", read)
+
+
+def _check_same_block(network: str, row: Retarget, item: AgreedInput) -> None:
+    if (row.height, row.bits, row.time, row.raw_header) != (
+        item.height,
+        item.bits,
+        item.time,
+        item.raw_header,
+    ):
+        raise StoreConflict(
+            f"{network} epoch {item.epoch} block {item.block_hash_hex} is stored with height "
+            f"{row.height} bits {row.bits:08x} time {row.time}; got height {item.height} "
+            f"bits {item.bits:08x} time {item.time}"
+        )
+
+
+async def _row(session: AsyncSession, network: str, epoch: int, block_hash: str) -> Retarget:
+    row = (await session.scalars(select(Retarget).where(
+        Retarget.network == network, Retarget.epoch == epoch, Retarget.block_hash_hex == block_hash,
+    ).with_for_update())).first()  # fmt: skip
+    if row is None:
+        raise StoreConflict(f"no stored retarget for {network} epoch {epoch} block {block_hash}")
+    return row
+
+
+async def _latest_final(session: AsyncSession, network: str) -> Retarget | None:
+    top = (select(func.max(Retarget.epoch)).where(
+        Retarget.network == network, Retarget.status.in_(FINAL_RETARGET_STATUSES),
+    ).scalar_subquery())  # fmt: skip
+    return (await session.scalars(select(Retarget).where(
+        Retarget.network == network, Retarget.epoch == top,
+        Retarget.status.in_(FINAL_RETARGET_STATUSES),
+    ))).first()  # fmt: skip
+
+
+async def _observations(session: AsyncSession, network: str, epoch: int) -> Sequence[Observation]:
+    query = select(Observation).where(Observation.network == network, Observation.epoch == epoch)
+    order = (Observation.source, Observation.observed_at, Observation.id)
+    return (await session.scalars(query.order_by(*order))).all()

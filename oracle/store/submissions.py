@@ -1,0 +1,345 @@
+"""Repository section: durable state of the on-chain transaction manager.
+
+Store stage of DESIGN.md ("store nonce and tx hash before sending"). A
+submission is one report for one contract and epoch; each signed attempt is a
+``submission_txs`` row written *before* broadcast; every state change is a
+``submission_events`` row. A partial unique index allows at most one live or
+confirmed submission per (chain, contract, epoch), so an epoch is never
+published twice, across crashes and restarts.
+
+States: signed -> broadcast -> mined -> confirmed (terminal, success);
+reverted / failed / abandoned are terminal failures after which a new
+submission for the epoch may be created. Retried writes recognise themselves
+by a token chosen before the first attempt, so nothing is recorded twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from oracle.errors import InputError, StoreConflict
+from oracle.store import validate
+from oracle.store._sql import RepositoryBase, insert_for, jsonable
+from oracle.store.models import (
+    EXCLUSIVE_SUBMISSION_STATES,
+    LIVE_SUBMISSION_STATES,
+    SUBMISSION_STATES,
+    Submission,
+    SubmissionEvent,
+    SubmissionTx,
+)
+from oracle.store.records import SubmissionEventRecord, SubmissionRecord, SubmissionTxRecord
+from oracle.store.types import UINT256_MAX, utcnow
+
+TERMINAL_STATES = ("confirmed", "reverted", "failed", "abandoned")
+#: Allowed transitions; a live state may repeat (e.g. broadcast of a replacement tx).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "signed": frozenset({"signed", "broadcast", "failed", "abandoned"}),
+    "broadcast": frozenset({"broadcast", "mined", "reverted", "failed", "abandoned"}),
+    "mined": frozenset({"mined", "broadcast", "confirmed", "reverted", "failed", "abandoned"}),
+}
+_EXCLUSIVE_WHERE = text(f"state IN ({', '.join(repr(s) for s in EXCLUSIVE_SUBMISSION_STATES)})")
+
+
+def _record(row: Submission) -> SubmissionRecord:
+    return SubmissionRecord(
+        row.id,
+        row.chain_id,
+        row.contract_address,
+        row.epoch,
+        tuple(row.signers),
+        row.report,
+        row.state,
+        row.created_at,
+        row.updated_at,
+    )
+
+
+def _tx_record(row: SubmissionTx) -> SubmissionTxRecord:
+    return SubmissionTxRecord(
+        row.id,
+        row.submission_id,
+        row.nonce,
+        row.tx_hash,
+        row.raw_tx,
+        row.max_fee_per_gas,
+        row.max_priority_fee_per_gas,
+        row.created_at,
+        row.sent_at,
+        row.receipt,
+        row.gas_used,
+    )
+
+
+def _wei(value: Any, what: str) -> int:
+    return validate.non_negative_int(value, what, maximum=UINT256_MAX)
+
+
+async def _locked(session: AsyncSession, submission_id: int) -> Submission:
+    row = (await session.scalars(
+        select(Submission).where(Submission.id == submission_id).with_for_update()
+    )).first()  # fmt: skip
+    if row is None:
+        raise StoreConflict(f"no submission with id {submission_id}")
+    return row
+
+
+class SubmissionsMixin(RepositoryBase):
+    """Submissions, their transactions and their state transitions."""
+
+    async def create_submission(
+        self,
+        chain_id: int,
+        contract_address: str,
+        epoch: int,
+        signers: Sequence[str],
+        report: Mapping[str, Any],
+    ) -> int:
+        """Create a submission in state ``signed``; returns its id.
+
+        StoreConflict when a live or confirmed submission for this contract and epoch exists.
+        """
+        chain = validate.non_negative_int(chain_id, "chain_id")
+        address = validate.address(contract_address, "contract_address")
+        epoch = validate.epoch(epoch)
+        signer_list = [validate.address(s, "signer") for s in signers]
+        if not signer_list:
+            raise InputError("a submission needs at least one signer")
+        report_json = jsonable(dict(report), "report")
+        token = uuid.uuid4().hex
+
+        async def write(session: AsyncSession) -> int:
+            now = utcnow()
+            stmt = (
+                insert_for(session, Submission)
+                .on_conflict_do_nothing(
+                    index_elements=["chain_id", "contract_address", "epoch"],
+                    index_where=_EXCLUSIVE_WHERE,
+                )
+                .returning(Submission.id)
+            )
+            new_id = (await session.execute(stmt, {
+                "chain_id": chain, "contract_address": address, "epoch": epoch,
+                "signers": signer_list, "report": report_json, "state": "signed",
+                "client_token": token, "created_at": now, "updated_at": now,
+            })).scalar()  # fmt: skip
+            if new_id is None:
+                existing = (await session.scalars(select(Submission).where(
+                    Submission.chain_id == chain, Submission.contract_address == address,
+                    Submission.epoch == epoch, Submission.state.in_(EXCLUSIVE_SUBMISSION_STATES),
+                ))).one()  # fmt: skip
+                if existing.client_token == token:  # our own earlier attempt did commit
+                    return existing.id
+                raise StoreConflict(
+                    f"submission {existing.id} ({existing.state}) already exists for chain {chain} "
+                    f"contract {address} epoch {epoch}"
+                )
+            session.add(
+                SubmissionEvent(
+                    submission_id=new_id, from_state=None, to_state="signed", at=now, token=token
+                )
+            )
+            return int(new_id)
+
+        return await self._tx("create_submission", write)
+
+    async def add_submission_tx(
+        self,
+        submission_id: int,
+        *,
+        nonce: int,
+        tx_hash: str,
+        raw_tx: bytes,
+        max_fee_per_gas: int,
+        max_priority_fee_per_gas: int,
+    ) -> int:
+        """Store a signed attempt before it is broadcast; idempotent per tx hash. Returns its id."""
+        values = {
+            "submission_id": validate.non_negative_int(submission_id, "submission_id"),
+            "nonce": validate.non_negative_int(nonce, "nonce", maximum=2**63 - 1),
+            "tx_hash": validate.tx_hash(tx_hash),
+            "raw_tx": bytes(raw_tx) if isinstance(raw_tx, (bytes, bytearray)) and raw_tx else None,
+            "max_fee_per_gas": _wei(max_fee_per_gas, "max_fee_per_gas"),
+            "max_priority_fee_per_gas": _wei(max_priority_fee_per_gas, "max_priority_fee_per_gas"),
+        }
+        if values["raw_tx"] is None:
+            raise InputError(f"raw_tx should be non-empty bytes, got {raw_tx!r:.60}")
+        if values["max_priority_fee_per_gas"] > values["max_fee_per_gas"]:
+            raise InputError("max_priority_fee_per_gas should not exceed max_fee_per_gas")
+
+        async def write(session: AsyncSession) -> int:
+            submission = await _locked(session, values["submission_id"])
+            existing = (await session.scalars(select(SubmissionTx).where(
+                SubmissionTx.tx_hash == values["tx_hash"]))).first()  # fmt: skip
+            if existing is not None:
+                same = all(getattr(existing, k) == v for k, v in values.items())
+                if not same:
+                    raise StoreConflict(
+                        f"tx {values['tx_hash']} is already stored with other "
+                        f"fields (submission {existing.submission_id})"
+                    )
+                return existing.id
+            if submission.state not in LIVE_SUBMISSION_STATES:
+                raise StoreConflict(
+                    f"submission {submission.id} is {submission.state}; no new transactions"
+                )
+            row = SubmissionTx(**values, created_at=utcnow())
+            session.add(row)
+            await session.flush()
+            return row.id
+
+        return await self._tx("add_submission_tx", write)
+
+    async def transition_submission(
+        self,
+        submission_id: int,
+        state: str,
+        detail: str | None = None,
+        receipt: Mapping[str, Any] | None = None,
+        tx_hash: str | None = None,
+    ) -> SubmissionRecord:
+        """Move a submission to ``state`` and record the event.
+
+        ``tx_hash`` names the attempt concerned: moving to ``broadcast`` stamps its
+        ``sent_at``; a ``receipt`` is stored on it with its ``gasUsed``. Repeating a
+        terminal state is a no-op; leaving a terminal state or an illegal transition
+        is a StoreConflict.
+        """
+        if state not in SUBMISSION_STATES:
+            raise InputError(
+                f"state should be one of {', '.join(SUBMISSION_STATES)}, got {state!r}"
+            )
+        tx = validate.tx_hash(tx_hash) if tx_hash is not None else None
+        receipt_json = jsonable(dict(receipt), "receipt") if receipt is not None else None
+        if receipt_json is not None and tx is None:
+            tx = validate.tx_hash(receipt_json.get("transactionHash"))
+        token = uuid.uuid4().hex
+
+        async def write(session: AsyncSession) -> SubmissionRecord:
+            row = await _locked(session, submission_id)
+            if (await session.scalars(select(SubmissionEvent.id).where(
+                    SubmissionEvent.token == token))).first() is not None:  # fmt: skip
+                return _record(row)  # this very transition already committed
+            if row.state in TERMINAL_STATES:
+                if row.state == state:
+                    return _record(row)
+                raise StoreConflict(
+                    f"submission {row.id} is {row.state} (terminal); cannot move to {state}"
+                )
+            if state not in TRANSITIONS[row.state]:
+                raise StoreConflict(
+                    f"submission {row.id}: illegal transition {row.state} -> {state}"
+                )
+            now = utcnow()
+            if tx is not None:
+                await _update_tx(session, row.id, tx, state, receipt_json, now)
+            session.add(
+                SubmissionEvent(
+                    submission_id=row.id,
+                    from_state=row.state,
+                    to_state=state,
+                    tx_hash=tx,
+                    detail=detail,
+                    at=now,
+                    token=token,
+                )
+            )
+            row.state, row.updated_at = state, now
+            return _record(row)
+
+        return await self._tx("transition_submission", write)
+
+    async def get_submission(self, submission_id: int) -> SubmissionRecord | None:
+        async def read(session: AsyncSession) -> SubmissionRecord | None:
+            row = await session.get(Submission, submission_id)
+            return _record(row) if row else None
+
+        return await self._tx("get_submission", read)
+
+    async def live_submissions(
+        self, chain_id: int, contract_address: str
+    ) -> list[SubmissionRecord]:
+        """Submissions still to be driven (signed, broadcast, mined), by epoch."""
+        address = validate.address(contract_address, "contract_address")
+
+        async def read(session: AsyncSession) -> list[SubmissionRecord]:
+            rows = (await session.scalars(select(Submission).where(
+                Submission.chain_id == chain_id, Submission.contract_address == address,
+                Submission.state.in_(LIVE_SUBMISSION_STATES),
+            ).order_by(Submission.epoch, Submission.id))).all()  # fmt: skip
+            return [_record(r) for r in rows]
+
+        return await self._tx("live_submissions", read)
+
+    async def submission_for_epoch(
+        self, chain_id: int, contract_address: str, epoch: int
+    ) -> SubmissionRecord | None:
+        """The live or confirmed submission for the epoch, else the newest failed one, else None."""
+        address = validate.address(contract_address, "contract_address")
+        epoch = validate.epoch(epoch)
+
+        async def read(session: AsyncSession) -> SubmissionRecord | None:
+            rows = (await session.scalars(select(Submission).where(
+                Submission.chain_id == chain_id, Submission.contract_address == address,
+                Submission.epoch == epoch,
+            ).order_by(Submission.id.desc()))).all()  # fmt: skip
+            exclusive = [r for r in rows if r.state in EXCLUSIVE_SUBMISSION_STATES]
+            chosen = exclusive[0] if exclusive else (rows[0] if rows else None)
+            return _record(chosen) if chosen else None
+
+        return await self._tx("submission_for_epoch", read)
+
+    async def submission_txs(self, submission_id: int) -> list[SubmissionTxRecord]:
+        """Every stored attempt of a submission, oldest first."""
+
+        async def read(session: AsyncSession) -> list[SubmissionTxRecord]:
+            query = select(SubmissionTx).where(SubmissionTx.submission_id == submission_id)
+            rows = (await session.scalars(query.order_by(SubmissionTx.id))).all()
+            return [_tx_record(r) for r in rows]
+
+        return await self._tx("submission_txs", read)
+
+    async def submission_events(self, submission_id: int) -> list[SubmissionEventRecord]:
+        """Every state transition of a submission, oldest first."""
+
+        async def read(session: AsyncSession) -> list[SubmissionEventRecord]:
+            query = select(SubmissionEvent).where(SubmissionEvent.submission_id == submission_id)
+            rows = (await session.scalars(query.order_by(SubmissionEvent.id))).all()
+            return [
+                SubmissionEventRecord(
+                    r.submission_id, r.from_state, r.to_state, r.tx_hash, r.detail, r.at
+                )
+                for r in rows
+            ]
+
+        return await self._tx("submission_events", read)
+
+
+async def _update_tx(
+    session: AsyncSession,
+    submission_id: int,
+    tx_hash: str,
+    state: str,
+    receipt: dict[str, Any] | None,
+    now: Any,
+) -> None:
+    row = (await session.scalars(select(SubmissionTx).where(
+        SubmissionTx.submission_id == submission_id, SubmissionTx.tx_hash == tx_hash,
+    ))).first()  # fmt: skip
+    if row is None:
+        raise StoreConflict(
+            f"submission {submission_id} has no stored tx {tx_hash}; "
+            "store it with add_submission_tx before broadcasting"
+        )
+    if state == "broadcast" and row.sent_at is None:
+        row.sent_at = now
+    if receipt is not None:
+        row.receipt = receipt
+        gas = receipt.get("gasUsed")
+        if gas is not None:
+            row.gas_used = _wei(int(gas, 0) if isinstance(gas, str) else gas, "receipt.gasUsed")
