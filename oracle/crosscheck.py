@@ -155,6 +155,8 @@ def cross_check(
     if quorum < 1:
         raise ValueError(f"quorum should be >= 1, got {quorum}")
     height = epoch * EPOCH_BLOCKS
+    # sorted by source so the outcome does not depend on the order answers arrived in
+    results = sorted(results, key=lambda r: r.source)
     failures = tuple(r for r in results if isinstance(r, SourceFailure))
     claims: list[Claim] = []
     reasons: list[str] = []
