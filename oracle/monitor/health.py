@@ -1,0 +1,118 @@
+"""Readiness: may this oracle be trusted to serve and publish right now? (``/ready``)
+
+Pure evaluation of facts the daemon gathers (database ping, per-source health,
+chain reachability). Fail closed, as STYLE.md asks: not ready unless every
+condition holds, and the report says *why* in plain words so an operator
+reading ``/ready`` (or a 503 from it) knows what to fix. ``/health`` is
+liveness only and does not use this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """One block source's health as judged now."""
+
+    name: str
+    healthy: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessReport:
+    """The verdict and its reasons; ``reasons`` is empty exactly when ``ready``."""
+
+    ready: bool
+    reasons: tuple[str, ...]
+    database_ok: bool
+    chain_ok: bool
+    quorum: int
+    sources: tuple[SourceHealth, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``/ready`` body (no URLs, no credentials: names and reasons only)."""
+        return {
+            "ready": self.ready,
+            "reasons": list(self.reasons),
+            "checks": {
+                "database": self.database_ok,
+                "chain": self.chain_ok,
+                "sources": {
+                    "quorum": self.quorum,
+                    "healthy": sum(1 for s in self.sources if s.healthy),
+                    "detail": [
+                        {"name": s.name, "healthy": s.healthy, "reason": s.reason}
+                        for s in self.sources
+                    ],
+                },
+            },
+        }
+
+
+def evaluate_readiness(
+    *,
+    database_ok: bool,
+    sources: Sequence[SourceHealth],
+    quorum: int,
+    chain_ok: bool,
+    database_error: str = "",
+    chain_error: str = "",
+) -> ReadinessReport:
+    """Ready when the database answers, >= ``quorum`` sources are healthy and the chain answers."""
+    reasons: list[str] = []
+    if not database_ok:
+        reasons.append(
+            f"database unreachable: {database_error}" if database_error else "database unreachable"
+        )
+    healthy = [s for s in sources if s.healthy]
+    if len(healthy) < quorum:
+        detail = "; ".join(f"{s.name}: {s.reason or 'unhealthy'}" for s in sources if not s.healthy)
+        reasons.append(
+            f"{len(healthy)} of {len(sources)} sources healthy, quorum is {quorum}"
+            + (f" ({detail})" if detail else "")
+        )
+    if not chain_ok:
+        reasons.append(f"chain unreachable: {chain_error}" if chain_error else "chain unreachable")
+    return ReadinessReport(
+        ready=not reasons,
+        reasons=tuple(reasons),
+        database_ok=database_ok,
+        chain_ok=chain_ok,
+        quorum=quorum,
+        sources=tuple(sources),
+    )
+
+
+def judge_source(
+    name: str,
+    *,
+    now: float,
+    stale_after_s: float,
+    last_success_at: float | None,
+    last_failure_at: float | None = None,
+    last_failure: str = "",
+) -> SourceHealth:
+    """Judge one source from its last success and last failure (unix seconds).
+
+    Unhealthy when it never answered, when its last answer is older than
+    ``stale_after_s`` (``MonitorConfig.source_stale_after_s``), or when its
+    latest request failed.
+    """
+    if last_success_at is None:
+        reason = (
+            f"no successful request yet ({last_failure})"
+            if last_failure
+            else "no successful request yet"
+        )
+        return SourceHealth(name, False, reason)
+    if last_failure_at is not None and last_failure_at > last_success_at:
+        return SourceHealth(name, False, f"failing: {last_failure or 'last request failed'}")
+    age = now - last_success_at
+    if age > stale_after_s:
+        return SourceHealth(name, False, f"stale: last success {age:.0f} s ago")
+    return SourceHealth(name, True)
