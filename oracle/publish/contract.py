@@ -84,7 +84,10 @@ def decode_revert(data: bytes | str | None) -> ContractReverted:
     try:
         if selector in _error_table():
             name, names, types = _error_table()[selector]
-            values = abi_decode(types, body)
+            values = [
+                to_checksum_address(value) if kind == "address" else value
+                for kind, value in zip(types, abi_decode(types, body), strict=True)
+            ]
             return ContractReverted(name, dict(zip(names, values, strict=True)), data=data)
         if selector == _ERROR_STRING:
             return ContractReverted(
