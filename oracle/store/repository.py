@@ -25,7 +25,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oracle.config import DatabaseConfig, redact_url
-from oracle.errors import SchemaOutdated
 from oracle.store import migrate
 from oracle.store.health import HealthMixin
 from oracle.store.indices import IndicesMixin
@@ -98,7 +97,3 @@ async def open_repository(
             await repository.close()
             raise
     return repository
-
-
-# Re-exported for callers that only import the repository module.
-SchemaOutdatedError = SchemaOutdated
