@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parent
 #: Epochs whose headers at 2016e-2016, 2016e-1 and 2016e are recorded: the first
 #: retarget, the 2020 halving epoch, and the recent ones of the continuous data.
-EPOCHS = (1, 312, 411, 412, 413)
+EPOCHS = (1, 312, 410, 411, 412, 413)
 #: Extra real blocks: the child of 828576 (a "wrong block at the retarget height"
 #: that is internally consistent), and a real stale block with its canonical rival.
 EXTRA_HEIGHTS = (828577, 828366)
