@@ -361,11 +361,7 @@ async def deploy_aggregator(
     priority_fee_wei: int,
 ) -> str:
     """Deploy a BmeAggregator reading BME_N from ``oracle_address``."""
-    artifact = load_artifact(AGGREGATOR)
-    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    data = factory.constructor(
-        to_checksum_address(oracle_address), n_days
-    )._encode_data_in_transaction()
+    data = deployment_data(AGGREGATOR, to_checksum_address(oracle_address), n_days)
     receipt = await send_and_wait(
         w3, sender, {"data": data}, max_fee_wei=max_fee_wei, priority_fee_wei=priority_fee_wei
     )
