@@ -9,7 +9,8 @@ liveness only and does not use this.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,3 +117,46 @@ def judge_source(
     if age > stale_after_s:
         return SourceHealth(name, False, f"stale: last success {age:.0f} s ago")
     return SourceHealth(name, True)
+
+
+async def gather_readiness(
+    *,
+    ping_database: Callable[[], Awaitable[object]],
+    reach_chain: Callable[[], Awaitable[object]] | None,
+    sources: Sequence[SourceHealth],
+    quorum: int,
+    timeout_s: float = 2.0,
+) -> ReadinessReport:
+    """Probe the database and the chain (each with a deadline) and evaluate readiness.
+
+    The daemon's ``readiness`` callable is typically this, bound to
+    ``repository.ping``, a chain tip read and its current source verdicts. A
+    probe that raises or times out becomes a reason, never an exception:
+    ``/ready`` must answer 503 with the cause, not 500.
+    """
+    database_ok, database_error = await _probe(ping_database, timeout_s)
+    if reach_chain is None:
+        chain_ok, chain_error = False, "no chain connection configured"
+    else:
+        chain_ok, chain_error = await _probe(reach_chain, timeout_s)
+    return evaluate_readiness(
+        database_ok=database_ok,
+        database_error=database_error,
+        sources=sources,
+        quorum=quorum,
+        chain_ok=chain_ok,
+        chain_error=chain_error,
+    )
+
+
+async def _probe(probe: Callable[[], Awaitable[object]], timeout_s: float) -> tuple[bool, str]:
+    try:
+        await asyncio.wait_for(probe(), timeout_s)
+    except TimeoutError:
+        return False, f"no answer within {timeout_s:g} s"
+    except Exception as exc:
+        # The exception's class and first line; messages from our own error tree
+        # carry no credentials (URLs are redacted where they are raised).
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        return False, f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+    return True, ""
