@@ -65,6 +65,12 @@ class RpcCredentials:
         if self.cookie_file:
             try:
                 text = Path(self.cookie_file).read_text(encoding="utf-8").strip()
+            except FileNotFoundError as exc:
+                # bitcoind deletes its cookie on shutdown and writes a new one on start
+                raise SourceUnavailable(
+                    f"cookie file {self.cookie_file} does not exist (is the node running?)",
+                    source=source,
+                ) from exc
             except OSError as exc:
                 raise SourceAuthFailed(
                     f"cannot read cookie file {self.cookie_file}: {exc.strerror}", source=source
