@@ -365,8 +365,8 @@ def validate(config: Config) -> list[str]:
     for n in config.service.index_days:
         if n <= 0 or n % 14:
             problems.append(f"service.index_days: {n} is not a positive multiple of 14")
-    if not 0 < config.api.port < 65536:
-        problems.append(f"api.port: must be 1..65535, got {config.api.port}")
+    if not 0 <= config.api.port < 65536:
+        problems.append(f"api.port: must be 0..65535 (0 picks a free port), got {config.api.port}")
     return problems
 
 

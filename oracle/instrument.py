@@ -24,7 +24,8 @@ class SourceState:
     """What the service knows about one source right now (read by /ready and the stale check)."""
 
     name: str
-    last_ok_at: float | None = None  # monotonic
+    last_ok_at: float | None = None  # unix seconds
+    last_failure_at: float | None = None
     last_error: str | None = None
     last_tip: Tip | None = None
     consecutive_failures: int = 0
@@ -50,13 +51,14 @@ class InstrumentedSource:
             result = await call()
         except SourceError as exc:
             self.state.consecutive_failures += 1
+            self.state.last_failure_at = time.time()
             self.state.last_error = f"{error_kind(exc)}: {exc}"
             await self._on_call(
                 self.name, (time.perf_counter() - start) * 1000, False, error_kind(exc)
             )
             raise
         self.state.consecutive_failures = 0
-        self.state.last_ok_at = time.monotonic()
+        self.state.last_ok_at = time.time()
         await self._on_call(self.name, (time.perf_counter() - start) * 1000, True, None)
         return result
 
@@ -74,7 +76,7 @@ class InstrumentedSource:
     async def new_blocks(self) -> AsyncIterator[Tip]:
         async for tip in self.inner.new_blocks():
             self.state.last_tip = tip
-            self.state.last_ok_at = time.monotonic()
+            self.state.last_ok_at = time.time()
             yield tip
 
     async def close(self) -> None:
@@ -83,7 +85,7 @@ class InstrumentedSource:
 
 def seconds_since(state: SourceState) -> float | None:
     """Seconds since the source last answered, or None if it never did."""
-    return None if state.last_ok_at is None else time.monotonic() - state.last_ok_at
+    return None if state.last_ok_at is None else time.time() - state.last_ok_at
 
 
 __all__ = ["InstrumentedSource", "SourceState", "seconds_since", "utc_now"]

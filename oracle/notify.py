@@ -60,7 +60,7 @@ class MonitorHub:
                 key=source,
                 severity="warning",
                 source=source,
-                kind=kind,
+                error_kind=kind,
             )
         try:
             await self.repository.record_health(source, latency_ms, ok, kind, datetime.now(UTC))

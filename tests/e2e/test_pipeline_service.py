@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from oracle.bme import EpochTarget, bme
@@ -53,7 +54,7 @@ def daemon_config(db_url: str, node: BitcoindNode, *, quorum: int, confirmations
         crosscheck=CrossCheckConfig(
             quorum=quorum, confirmations=confirmations, use_checkpoints=False
         ),
-        api=ApiConfig(enabled=False),
+        api=ApiConfig(enabled=True, host="127.0.0.1", port=0),
     )
 
 
@@ -109,6 +110,24 @@ async def test_retarget_agreed_by_two_sources_with_indices(
         value = await service.repository.index_value("regtest", 14, 1)
         expected = bme(14, [EpochTarget.from_bits(1, 0x207FFFFF)])
         assert value is not None and value.fixed == expected.fixed
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{service.api_url}/health") as response:
+                assert response.status == 200
+            async with http.get(f"{service.api_url}/ready") as response:
+                body = await response.json()
+                # no publisher configured: the bitcoin sources stand in as "the chain"
+                assert response.status == 200, body
+            async with http.get(f"{service.api_url}/v1/retargets/1") as response:
+                body = await response.json()
+                assert response.status == 200, body
+                assert body["block_hash"] == record.block_hash_hex
+            async with http.get(f"{service.api_url}/v1/index/14") as response:
+                body = await response.json()
+                assert response.status == 200, body
+                assert str(expected.fixed) in str(body)
+            async with http.get(f"{service.api_url}/metrics") as response:
+                text = await response.text()
+                assert "bme_oracle_last_agreed_epoch" in text
 
 
 async def _agreed(service: Service, epoch: int):  # type: ignore[no-untyped-def]
