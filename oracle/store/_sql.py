@@ -58,3 +58,7 @@ class RepositoryBase:
 
     async def _tx(self, what: str, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
         return await self._db.transaction(fn, what=what)
+
+    async def _read1(self, what: str, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Like ``_tx`` for ``fn`` that runs exactly one read statement (cheaper)."""
+        return await self._db.transaction(fn, what=what, single_read=True)

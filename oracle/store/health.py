@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from oracle.errors import InputError
 from oracle.store import validate
 from oracle.store._sql import RepositoryBase, canonical_hash, insert_for, jsonable
 from oracle.store.models import Attestation, SourceHealth
@@ -37,7 +38,7 @@ class HealthMixin(RepositoryBase):
         source = validate.name(source, "source", 64)
         at = validate.aware(at, "at") if at is not None else utcnow()
         if latency_ms is not None and (isinstance(latency_ms, bool) or latency_ms < 0):
-            raise validate.InputError(f"latency_ms should be >= 0, got {latency_ms!r}")
+            raise InputError(f"latency_ms should be >= 0, got {latency_ms!r}")
         kind = validate.name(error_kind, "error_kind", 64) if error_kind is not None else None
 
         async def write(session: AsyncSession) -> None:
@@ -166,7 +167,7 @@ class HealthMixin(RepositoryBase):
                 for r in rows
             ]
 
-        return await self._tx("attestations_for_epoch", read)
+        return await self._read1("attestations_for_epoch", read)
 
 
 def _summaries(totals: Any, kinds: Any, last_errors: Any) -> dict[str, SourceHealthSummary]:
@@ -215,6 +216,7 @@ def _utc(value: Any) -> datetime | None:
         return None
     from datetime import UTC
 
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        raise TypeError(f"expected a datetime from the database, got {value!r}")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

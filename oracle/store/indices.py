@@ -12,16 +12,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oracle.bme import FIXED_POINT, BmeValue, epochs_for_days, format_decimal
 from oracle.errors import InputError
 from oracle.store import validate
 from oracle.store._sql import RepositoryBase, canonical_hash, insert_for, jsonable
-from oracle.store.models import DISAGREEMENT_KINDS, Disagreement, IndexValue, Retarget
+from oracle.store.models import (
+    DISAGREEMENT_KINDS,
+    FINAL_RETARGET_STATUSES,
+    Disagreement,
+    IndexValue,
+    Retarget,
+)
 from oracle.store.records import DisagreementRecord, IndexRecord, LatestIndexed
-from oracle.store.retargets import _latest_final, retarget_record
+from oracle.store.retargets import retarget_record
 from oracle.store.types import utcnow
 
 DECIMAL_PLACES = 30
@@ -112,7 +118,7 @@ class IndicesMixin(RepositoryBase):
             row = await session.get(IndexValue, (network, n_days, epoch))
             return _index_record(row) if row else None
 
-        return await self._tx("index_value", read)
+        return await self._read1("index_value", read)
 
     async def latest_index(self, network: str, n_days: int) -> IndexRecord | None:
         """BME_N at the highest epoch that has a value."""
@@ -125,7 +131,7 @@ class IndicesMixin(RepositoryBase):
             ).order_by(IndexValue.epoch.desc()).limit(1))).first()  # fmt: skip
             return _index_record(row) if row else None
 
-        return await self._tx("latest_index", read)
+        return await self._read1("latest_index", read)
 
     async def latest_agreed_with_indices(
         self, network: str, n_days: Sequence[int] = (14, 28, 84)
@@ -135,17 +141,25 @@ class IndicesMixin(RepositoryBase):
         for n in n_days:
             epochs_for_days(n)
 
-        async def read(session: AsyncSession) -> LatestIndexed | None:
-            row: Retarget | None = await _latest_final(session, network)
-            if row is None:
-                return None
-            values = (await session.scalars(select(IndexValue).where(
-                IndexValue.network == network, IndexValue.epoch == row.epoch,
+        final = Retarget.status.in_(FINAL_RETARGET_STATUSES)
+        top = select(func.max(Retarget.epoch)).where(Retarget.network == network, final)
+        query = (
+            select(Retarget, IndexValue)
+            .outerjoin(IndexValue, and_(
+                IndexValue.network == Retarget.network, IndexValue.epoch == Retarget.epoch,
                 IndexValue.n_days.in_(list(n_days)),
-            ))).all()  # fmt: skip
-            return LatestIndexed(retarget_record(row), {v.n_days: _index_record(v) for v in values})
+            ))
+            .where(Retarget.network == network, final, Retarget.epoch == top.scalar_subquery())
+        )  # fmt: skip
 
-        return await self._tx("latest_agreed_with_indices", read)
+        async def read(session: AsyncSession) -> LatestIndexed | None:
+            rows = (await session.execute(query)).all()  # one round trip: retarget + its values
+            if not rows:
+                return None
+            values = {v.n_days: _index_record(v) for _, v in rows if v is not None}
+            return LatestIndexed(retarget_record(rows[0][0]), values)
+
+        return await self._read1("latest_agreed_with_indices", read)
 
     async def record_disagreement(
         self, network: str, epoch: int, field: str, claims: Mapping[str, Any]
@@ -243,4 +257,4 @@ class IndicesMixin(RepositoryBase):
             rows = (await session.scalars(query.limit(limit))).all()
             return [_disagreement_record(r) for r in rows]
 
-        return await self._tx("list_disagreements", read)
+        return await self._read1("list_disagreements", read)

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
 from oracle.errors import InputError, OracleError, SchemaOutdated, StoreError
-from oracle.store.session import create_engine, translate
+from oracle.store.session import DRIVER_ERRORS, create_engine, translate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -53,7 +51,7 @@ def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def _run(url: str, fn: Callable[[Connection], Any]) -> Any:
+async def _run(url: str, fn: Callable[[Connection], str | None]) -> str | None:
     """Run ``fn(sync_connection)`` inside one transaction on ``url``; errors become StoreErrors."""
     engine = create_engine(url)
     try:
@@ -63,7 +61,7 @@ async def _run(url: str, fn: Callable[[Connection], Any]) -> Any:
         raise
     except CommandError as error:
         raise InputError(str(error)) from error
-    except (exc.SQLAlchemyError, OSError, TimeoutError) as error:
+    except DRIVER_ERRORS as error:
         raise translate(error, url) from error
     finally:
         await engine.dispose()

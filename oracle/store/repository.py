@@ -56,7 +56,7 @@ class Repository(RetargetsMixin, IndicesMixin, SubmissionsMixin, HealthMixin):
         async def read(session: AsyncSession) -> None:
             await session.execute(text("SELECT 1"))
 
-        await self._tx("ping", read)
+        await self._read1("ping", read)
 
     async def schema_revision(self) -> str | None:
         """The Alembic revision the database is at (None when it has no schema)."""

@@ -380,7 +380,7 @@ class RetargetsMixin(RepositoryBase):
         async def read(session: AsyncSession) -> list[ObservationRecord]:
             return [_observation_record(o) for o in await _observations(session, network, epoch)]
 
-        return await self._tx("observations", read)
+        return await self._read1("observations", read)
 
     async def list_retargets(
         self, network: str, *, limit: int = 50, before_epoch: int | None = None
@@ -415,7 +415,7 @@ class RetargetsMixin(RepositoryBase):
             row = await _latest_final(session, network)
             return retarget_record(row) if row else None
 
-        return await self._tx("latest_agreed", read)
+        return await self._read1("latest_agreed", read)
 
     async def agreed_history(self, network: str) -> list[AgreedEpoch]:
         """Every agreed or published epoch, ascending, with bits and header time."""
@@ -429,7 +429,7 @@ class RetargetsMixin(RepositoryBase):
              .order_by(Retarget.epoch))  # fmt: skip
             return [AgreedEpoch(*row) for row in result.all()]
 
-        return await self._tx("agreed_history", read)
+        return await self._read1("agreed_history", read)
 
     async def epochs_with_status(self, network: str, status: str) -> list[int]:
         """Epochs with a retarget in ``status`` (observed/agreed/published/orphaned), ascending."""
@@ -445,7 +445,7 @@ class RetargetsMixin(RepositoryBase):
                      .distinct().order_by(Retarget.epoch))  # fmt: skip
             return list((await session.scalars(query)).all())
 
-        return await self._tx("epochs_with_status", read)
+        return await self._read1("epochs_with_status", read)
 
 
 def _check_same_block(network: str, row: Retarget, item: AgreedInput) -> None:

@@ -4,8 +4,9 @@ Store stage of DESIGN.md. This is the only module that knows driver
 exceptions: everything leaving it is an ``oracle.errors.StoreError``.
 
 * ``create_engine(url)`` builds an async engine for ``postgresql+asyncpg://``
-  or ``sqlite+aiosqlite://`` with ``pool_pre_ping`` (stale connections after a
-  server restart are replaced before use), a connect timeout, and for SQLite:
+  or ``sqlite+aiosqlite://``: for Postgres with ``pool_pre_ping`` (stale
+  connections after a server restart are replaced before use) and a connect
+  timeout; for SQLite:
   foreign keys on, WAL, a busy timeout and explicit ``BEGIN`` so DDL and
   read-modify-write sequences are really transactional.
 * ``Database.transaction(fn)`` runs ``fn(session)`` as one transaction. When
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -50,6 +52,23 @@ SUPPORTED_SCHEMES = ("postgresql+asyncpg", "sqlite+aiosqlite")
 _TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "40001", "40P01", "55P03")
 _TRANSIENT_SQLITE_MESSAGES = ("database is locked", "database is busy", "disk i/o error")
 _BACKOFF_START_S = 0.05
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the database failed" (some drivers raise theirs unwrapped while
+    connecting, e.g. asyncpg's CannotConnectNowError while the server starts up)."""
+    errors: list[type[BaseException]] = [exc.SQLAlchemyError, OSError, TimeoutError, sqlite3.Error]
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        pass
+    else:
+        errors += [asyncpg.PostgresError, asyncpg.InterfaceError]
+    return tuple(errors)
+
+
+DRIVER_ERRORS = _driver_errors()
+_READ_ONLY_OPTION = "oracle_read_only"
 _BACKOFF_MAX_S = 2.0
 
 
@@ -73,9 +92,10 @@ def create_engine(url: str, config: DatabaseConfig | None = None) -> AsyncEngine
     config = config or DatabaseConfig(url=url)
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
+        # No pre-ping: a file database has no server that can restart under us, and each
+        # extra statement costs a thread hand-off in aiosqlite.
         engine = _create_async_engine(
             url,
-            pool_pre_ping=True,
             connect_args={"timeout": max(config.connect_timeout_s, 1.0)},
         )
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
@@ -107,8 +127,12 @@ def _configure_sqlite(engine: AsyncEngine, *, in_memory: bool) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front: no deadlock when a read turns into a write.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writes take the write lock up front (IMMEDIATE): no deadlock when a read turns
+        # into a write. Reads begin deferred, so under WAL they never wait for a writer.
+        if connection.get_execution_options().get(_READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _walk(error: BaseException) -> list[BaseException]:
@@ -204,32 +228,46 @@ class Database:
         self.url = url
         self.write_retry_s = write_retry_s
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        # Single-statement reads skip BEGIN/COMMIT round trips on Postgres (one statement
+        # is its own consistent snapshot); on SQLite they begin deferred (see above).
+        read_options = (
+            {"isolation_level": "AUTOCOMMIT"}
+            if engine.dialect.name == "postgresql"
+            else {_READ_ONLY_OPTION: True}
+        )
+        self.read_sessions = async_sessionmaker(
+            engine.execution_options(**read_options), expire_on_commit=False, autoflush=False
+        )
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    async def transaction(self, fn: Callable[[AsyncSession], Awaitable[T]], *, what: str) -> T:
+    async def transaction(
+        self, fn: Callable[[AsyncSession], Awaitable[T]], *, what: str, single_read: bool = False
+    ) -> T:
         """Run ``fn`` in one transaction, retrying transient failures within ``write_retry_s``.
 
         ``fn`` must be idempotent: it may run again after a commit whose
         acknowledgement was lost. Deliberate ``OracleError``s from ``fn`` pass
         through untouched; anything else becomes a ``StoreError``.
+        ``single_read=True`` is for ``fn`` that only reads, with one statement.
         """
+        sessions = self.read_sessions if single_read else self.sessions
         deadline = time.monotonic() + self.write_retry_s
         delay = _BACKOFF_START_S
         attempt = 0
         while True:
             attempt += 1
             try:
-                async with self.sessions() as session, session.begin():
+                async with sessions() as session, session.begin():
                     result = await fn(session)
                 if attempt > 1:
                     log.info("store_recovered", what=what, attempts=attempt)
                 return result
             except OracleError:
                 raise
-            except (exc.SQLAlchemyError, OSError, TimeoutError) as error:
+            except DRIVER_ERRORS as error:
                 if not is_transient(error) or time.monotonic() + delay > deadline:
                     if is_transient(error):
                         log.error(

@@ -159,21 +159,24 @@ class SubmissionsMixin(RepositoryBase):
         max_priority_fee_per_gas: int,
     ) -> int:
         """Store a signed attempt before it is broadcast; idempotent per tx hash. Returns its id."""
-        values = {
-            "submission_id": validate.non_negative_int(submission_id, "submission_id"),
+        sid = validate.non_negative_int(submission_id, "submission_id")
+        max_fee = _wei(max_fee_per_gas, "max_fee_per_gas")
+        priority_fee = _wei(max_priority_fee_per_gas, "max_priority_fee_per_gas")
+        if priority_fee > max_fee:
+            raise InputError("max_priority_fee_per_gas should not exceed max_fee_per_gas")
+        if not isinstance(raw_tx, (bytes, bytearray)) or not raw_tx:
+            raise InputError(f"raw_tx should be non-empty bytes, got {raw_tx!r:.60}")
+        values: dict[str, object] = {
+            "submission_id": sid,
             "nonce": validate.non_negative_int(nonce, "nonce", maximum=2**63 - 1),
             "tx_hash": validate.tx_hash(tx_hash),
-            "raw_tx": bytes(raw_tx) if isinstance(raw_tx, (bytes, bytearray)) and raw_tx else None,
-            "max_fee_per_gas": _wei(max_fee_per_gas, "max_fee_per_gas"),
-            "max_priority_fee_per_gas": _wei(max_priority_fee_per_gas, "max_priority_fee_per_gas"),
+            "raw_tx": bytes(raw_tx),
+            "max_fee_per_gas": max_fee,
+            "max_priority_fee_per_gas": priority_fee,
         }
-        if values["raw_tx"] is None:
-            raise InputError(f"raw_tx should be non-empty bytes, got {raw_tx!r:.60}")
-        if values["max_priority_fee_per_gas"] > values["max_fee_per_gas"]:
-            raise InputError("max_priority_fee_per_gas should not exceed max_fee_per_gas")
 
         async def write(session: AsyncSession) -> int:
-            submission = await _locked(session, values["submission_id"])
+            submission = await _locked(session, sid)
             existing = (await session.scalars(select(SubmissionTx).where(
                 SubmissionTx.tx_hash == values["tx_hash"]))).first()  # fmt: skip
             if existing is not None:
@@ -259,7 +262,7 @@ class SubmissionsMixin(RepositoryBase):
             row = await session.get(Submission, submission_id)
             return _record(row) if row else None
 
-        return await self._tx("get_submission", read)
+        return await self._read1("get_submission", read)
 
     async def live_submissions(
         self, chain_id: int, contract_address: str
@@ -274,7 +277,7 @@ class SubmissionsMixin(RepositoryBase):
             ).order_by(Submission.epoch, Submission.id))).all()  # fmt: skip
             return [_record(r) for r in rows]
 
-        return await self._tx("live_submissions", read)
+        return await self._read1("live_submissions", read)
 
     async def submission_for_epoch(
         self, chain_id: int, contract_address: str, epoch: int
@@ -292,7 +295,7 @@ class SubmissionsMixin(RepositoryBase):
             chosen = exclusive[0] if exclusive else (rows[0] if rows else None)
             return _record(chosen) if chosen else None
 
-        return await self._tx("submission_for_epoch", read)
+        return await self._read1("submission_for_epoch", read)
 
     async def submission_txs(self, submission_id: int) -> list[SubmissionTxRecord]:
         """Every stored attempt of a submission, oldest first."""
@@ -302,7 +305,7 @@ class SubmissionsMixin(RepositoryBase):
             rows = (await session.scalars(query.order_by(SubmissionTx.id))).all()
             return [_tx_record(r) for r in rows]
 
-        return await self._tx("submission_txs", read)
+        return await self._read1("submission_txs", read)
 
     async def submission_events(self, submission_id: int) -> list[SubmissionEventRecord]:
         """Every state transition of a submission, oldest first."""
@@ -317,7 +320,7 @@ class SubmissionsMixin(RepositoryBase):
                 for r in rows
             ]
 
-        return await self._tx("submission_events", read)
+        return await self._read1("submission_events", read)
 
 
 async def _update_tx(
