@@ -16,6 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import aiohttp
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
@@ -118,7 +119,8 @@ def revert_from_exception(exc: BaseException) -> ContractReverted | None:
 
 def connect(rpc_url: str, *, timeout_s: float = 10.0) -> AsyncWeb3:
     """An AsyncWeb3 on an HTTP JSON-RPC endpoint (the URL is never logged with credentials)."""
-    return AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    return AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
 
 
 @dataclass(frozen=True, slots=True)
