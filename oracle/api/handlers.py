@@ -31,11 +31,12 @@ from oracle.api.views import (
     status_json,
 )
 from oracle.bitcoin.difficulty import get_network
-from oracle.bme import EpochTarget, bme, epoch_at_time
+from oracle.bme import BmeValue, EpochTarget, bme, epoch_at_time
 from oracle.errors import IndexUnavailable, OracleError
 from oracle.monitor.health import ReadinessReport
 from oracle.monitor.status import ChainSnapshot, estimate_next_retarget, plan_inputs
 from oracle.store.models import DISAGREEMENT_KINDS
+from oracle.store.records import AgreedEpoch, IndexRecord, RetargetRecord
 
 log = structlog.get_logger(__name__)
 
@@ -199,10 +200,23 @@ async def get_retarget(request: web.Request) -> web.Response:
 
 
 async def get_index(request: web.Request) -> web.Response:
-    """BME_N at the latest agreed epoch, or at the epoch in force at ``?at=`` (DESIGN.md)."""
+    """BME_N at the latest agreed epoch, or at the epoch in force at ``?at=`` (DESIGN.md).
+
+    Stored values (the index stage's) are served as they are; for an N or an
+    epoch the index stage did not store, the value is computed exactly from
+    the agreed history with the same ``oracle.bme`` the index stage uses.
+    """
     ctx = _context(request)
     n_days = parse_n_days(request.match_info["n"])
     at = parse_at(request.query.get("at"))
+    if at is None:
+        # Fast path: the latest agreed epoch's stored value (two indexed reads).
+        latest = await ctx.repository.latest_agreed(ctx.network)
+        if latest is None:
+            raise ApiError(404, "not_found", f"no agreed retarget stored for {ctx.network} yet")
+        stored = await ctx.repository.index_value(ctx.network, n_days, latest.epoch)
+        if stored is not None:
+            return _index_response(ctx, stored, latest, at=None, stored=True)
     history = await ctx.repository.agreed_history(ctx.network)
     if not history:
         raise ApiError(404, "not_found", f"no agreed retarget stored for {ctx.network} yet")
@@ -211,18 +225,40 @@ async def get_index(request: web.Request) -> web.Response:
         epoch = targets[-1].epoch if at is None else epoch_at_time(targets, at)
     except IndexUnavailable as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
+    row = next(h for h in history if h.epoch == epoch)
+    stored = await ctx.repository.index_value(ctx.network, n_days, epoch)
+    if stored is not None:
+        return _index_response(ctx, stored, row, at=at, stored=True)
+    return _index_response(ctx, _compute_index(n_days, epoch, targets), row, at=at, stored=False)
+
+
+def _compute_index(n_days: int, epoch: int, targets: list[EpochTarget]) -> BmeValue:
     epochs = n_days // 14
+    if epochs > epoch + 1:  # checked first: N may ask for far more epochs than exist
+        raise ApiError(
+            404,
+            "not_found",
+            f"BME{n_days} at epoch {epoch} needs {epochs} epochs; {epoch + 1} exist",
+        )
     by_epoch = {t.epoch: t for t in targets}
-    window = [by_epoch.get(e) for e in range(max(0, epoch - epochs + 1), epoch + 1)]
-    if epochs > epoch + 1 or any(item is None for item in window):
+    window = [by_epoch.get(e) for e in range(epoch - epochs + 1, epoch + 1)]
+    if any(item is None for item in window):
         raise ApiError(
             404,
             "not_found",
             f"BME{n_days} at epoch {epoch} needs agreed epochs {epoch - epochs + 1}..{epoch}",
         )
-    row = next(h for h in history if h.epoch == epoch)
-    stored = await ctx.repository.index_value(ctx.network, n_days, epoch)
-    value = stored if stored is not None else bme(n_days, window)  # type: ignore[arg-type]
+    return bme(n_days, window)  # type: ignore[arg-type]
+
+
+def _index_response(
+    ctx: ApiContext,
+    value: BmeValue | IndexRecord,
+    row: RetargetRecord | AgreedEpoch,
+    *,
+    at: int | None,
+    stored: bool,
+) -> web.Response:
     return json_response(
         index_json(
             network=ctx.network,
@@ -231,7 +267,7 @@ async def get_index(request: web.Request) -> web.Response:
             retarget_time=row.time,
             status=row.status,
             at=at,
-            stored=stored is not None,
+            stored=stored,
         )
     )
 
