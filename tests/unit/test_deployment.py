@@ -823,3 +823,128 @@ def test_make_secrets_creates_consistent_secrets_and_never_overwrites(
     )
     assert "nothing to do" in again.stdout
     assert {p.name: p.read_bytes() for p in secrets_dir.iterdir()} == before
+
+
+# ------------------------------------------------------------- docs/operations.md
+
+GUIDE = ROOT / "docs" / "operations.md"
+#: Files the guide names that the operator creates (make-secrets, new-keystore, by hand).
+GENERATED = {
+    "deploy/secrets/",
+    "deploy/secrets/postgres_password",
+    "deploy/secrets/database.env",
+    "deploy/secrets/bitcoind_rpc_password",
+    "deploy/secrets/bitcoind_rpcauth",
+    "deploy/secrets/keystore_password",
+    "deploy/secrets/signer.keystore.json",
+    "deploy/oracle.env",
+    "deploy/dev.env",
+}
+
+
+def guide_shell_commands() -> list[str]:
+    """Commands of the guide's ```sh blocks, continuation lines joined."""
+    blocks = re.findall(r"```sh\n(.*?)```", GUIDE.read_text(), flags=re.S)
+    commands = []
+    for block in blocks:
+        for command in re.sub(r"\\\n\s*", " ", block).splitlines():
+            command = command.split(" #")[0].strip()
+            if command and not command.startswith("#"):
+                commands.append(command)
+    return commands
+
+
+def test_guide_names_only_metrics_the_oracle_exports() -> None:
+    from prometheus_client import generate_latest
+
+    from oracle.monitor.metrics import Metrics
+
+    exposition = generate_latest(Metrics().registry).decode()
+    # The exposition's TYPE lines name each family as scraped (counters with _total);
+    # the *_created series are prometheus_client's bookkeeping, not ours.
+    families = re.findall(r"^# TYPE (\S+) \S+$", exposition, flags=re.M)
+    names = {n for n in families if not n.endswith("_created")}
+    mentioned = set(re.findall(r"\bbme_oracle_[a-z_]+[a-z]", GUIDE.read_text()))
+    assert mentioned, "the guide documents no metric"
+    unknown = sorted(mentioned - names)
+    assert not unknown, f"the guide names metrics /metrics does not export: {unknown}"
+    missing = sorted(names - mentioned)
+    assert not missing, f"metrics exported but not documented in the guide: {missing}"
+
+
+def test_guide_alert_table_matches_the_alerts_the_code_raises() -> None:
+    raised = set()
+    for path in (ROOT / "oracle").rglob("*.py"):
+        raised |= set(re.findall(r"\.alert\(\s*\"(\w+)\"", path.read_text()))
+    assert raised, "found no alerter.alert(...) calls in oracle/"
+    table = GUIDE.read_text().split("### Alerts", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(\w+)` \|", table, flags=re.M))
+    assert documented == raised, (
+        f"alerts raised but not in the guide: {sorted(raised - documented)}; "
+        f"in the guide but never raised: {sorted(documented - raised)}"
+    )
+
+
+def test_guide_environment_variables_are_real_keys() -> None:
+    keys = known_keys()
+    for variable in sorted(set(re.findall(r"\bORACLE_[A-Z_]+[A-Z]", GUIDE.read_text()))):
+        if "__" not in variable:  # compose-level variables such as ORACLE_API_PUBLISH
+            assert variable == "ORACLE_API_PUBLISH", f"{variable}: not a compose variable we set"
+            assert variable in (ROOT / "docker-compose.yml").read_text()
+            continue
+        section, key = config_key(variable)
+        assert section in keys and key in keys[section], f"guide: {variable} is not a config key"
+
+
+def test_guide_commands_exist_in_the_cli_and_compose() -> None:
+    parser = cli.build_parser()
+    subcommands = {
+        name: action
+        for action in parser._subparsers._group_actions  # type: ignore[union-attr]
+        for name, action in action.choices.items()
+    }
+    checked = 0
+    for command in guide_shell_commands():
+        words = command.split()
+        if "compose" in words and "run" in words:
+            rest = words[words.index("run") + 1 :]
+            while rest and rest[0].startswith("--"):
+                rest = rest[1:]
+            service, argv = rest[0], rest[1:]
+            assert service in SERVICES, f"guide: `{command}` runs unknown service {service}"
+            if service not in oracle_services():
+                continue
+        elif words and words[0] == "bme-oracle":
+            argv = words[1:]
+        else:
+            continue
+        assert argv and argv[0] in subcommands, f"guide: `bme-oracle {argv[0]}` does not exist"
+        nested = subcommands[argv[0]]._subparsers
+        if nested is not None and len(argv) > 1 and not argv[1].startswith("-"):
+            choices = nested._group_actions[0].choices
+            assert argv[1] in choices, f"guide: `bme-oracle {' '.join(argv[:2])}` does not exist"
+        if not any("<" in word for word in argv):
+            try:
+                parser.parse_args(argv)
+            except SystemExit:
+                pytest.fail(f"guide: `bme-oracle {' '.join(argv)}` is rejected by the CLI")
+        checked += 1
+    assert checked >= 5, "expected the guide to show bme-oracle commands"
+    for command in guide_shell_commands():
+        for service in re.findall(r"(?:exec|up -d|logs -f|ps|stop) ([a-z][\w-]+)", command):
+            if service in {"bitcoind", "postgres", "oracle", "anvil"} or "-" in service:
+                assert service in SERVICES, f"guide: `{command}` names unknown service {service}"
+
+
+def test_guide_links_and_paths_resolve() -> None:
+    text = GUIDE.read_text()
+    slugs = set()
+    for heading in re.findall(r"^#+ (.+)$", text, flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        slugs.add(slug)
+    for anchor in re.findall(r"\]\(#([^)]+)\)", text):
+        assert anchor in slugs, f"guide: link to #{anchor}, no such heading"
+    for path in sorted(set(re.findall(r"\bdeploy/[\w./-]*[\w/]", text))):
+        assert (ROOT / path).exists() or path in GENERATED, f"guide names {path}, which is missing"
+    for path in re.findall(r"`((?:docs|tests|oracle|config)/[\w./-]+)`", text):
+        assert (ROOT / path).exists(), f"guide names {path}, which is missing"
