@@ -156,7 +156,8 @@ class Publication(Base):
     block_hash_hex: Mapped[str] = mapped_column(String(64))
     chain_id: Mapped[int] = mapped_column(BigInteger)
     contract_address: Mapped[str] = mapped_column(String(42))
-    tx_hash: Mapped[str] = mapped_column(String(66))
+    #: None when the report was found already on chain (e.g. sent by another operator).
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
     published_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -67,7 +67,7 @@ class ObservationRecord:
 class PublicationRecord:
     chain_id: int
     contract_address: str
-    tx_hash: str
+    tx_hash: str | None  # None: found already on chain, sent by someone else
     block_hash_hex: str
     published_at: datetime
 

@@ -287,25 +287,22 @@ class RetargetsMixin(RepositoryBase):
 
         return await self._tx("mark_orphaned", write)
 
-    async def mark_published(
-        self,
-        network: str,
-        epoch: int,
-        *,
-        tx_hash: str,
-        chain_id: int,
-        contract: str,
-        block_hash_hex: str | None = None,
-    ) -> RetargetRecord:
-        """Record that the epoch's agreed retarget was published to ``contract`` by ``tx_hash``.
+    async def mark_published(self, network: str, epoch: int, *, tx_hash: str | None,
+                             chain_id: int, contract_address: str | None = None,
+                             contract: str | None = None,
+                             block_hash_hex: str | None = None) -> RetargetRecord:
+        """Record that the epoch's agreed retarget was published to a contract by ``tx_hash``.
 
-        Idempotent; a different tx for the same contract and epoch is a StoreConflict, and so
-        is an epoch without an agreed block (or whose agreed block is not ``block_hash_hex``).
+        ``tx_hash`` may be None (or "") when the report was found already on chain; a later
+        call with the hash fills it in. Idempotent; a different tx for the same contract and
+        epoch is a StoreConflict, and so is an epoch without an agreed block (or whose
+        agreed block is not ``block_hash_hex``). ``contract`` is an alias of
+        ``contract_address``.
         """
         network, epoch = validate.network(network), validate.epoch(epoch)
-        tx = validate.tx_hash(tx_hash)
+        tx = validate.tx_hash(tx_hash) if tx_hash else None
         chain = validate.non_negative_int(chain_id, "chain_id")
-        address = validate.address(contract, "contract")
+        address = validate.address(contract_address or contract, "contract_address")
         expected = validate.block_hash_hex(block_hash_hex) if block_hash_hex else None
 
         async def write(session: AsyncSession) -> RetargetRecord:
@@ -314,11 +311,9 @@ class RetargetsMixin(RepositoryBase):
                 Retarget.status.in_(FINAL_RETARGET_STATUSES),
             ).with_for_update())).first()  # fmt: skip
             if row is None or (expected and row.block_hash_hex != expected):
-                raise StoreConflict(
-                    f"{network} epoch {epoch} has no agreed retarget"
-                    + (f" with block {expected}" if expected else "")
-                    + "; cannot mark it published"
-                )
+                raise StoreConflict(f"{network} epoch {epoch} has no agreed retarget"
+                                    + (f" with block {expected}" if expected else "")
+                                    + "; cannot mark it published")
             now = utcnow()
             stmt = insert_for(session, Publication).on_conflict_do_nothing(
                 index_elements=["network", "epoch", "chain_id", "contract_address"]
@@ -331,7 +326,11 @@ class RetargetsMixin(RepositoryBase):
                 Publication.network == network, Publication.epoch == epoch,
                 Publication.chain_id == chain, Publication.contract_address == address,
             ))).one()  # fmt: skip
-            if stored.tx_hash != tx or stored.block_hash_hex != row.block_hash_hex:
+            if stored.tx_hash is None and tx is not None:
+                stored.tx_hash = tx
+            if (tx is not None and stored.tx_hash != tx) or (
+                stored.block_hash_hex != row.block_hash_hex
+            ):
                 raise StoreConflict(
                     f"{network} epoch {epoch} is already published to {address} on chain {chain} "
                     f"by {stored.tx_hash} (block {stored.block_hash_hex}), not {tx}"

@@ -180,8 +180,13 @@ async def test_published_epoch_cannot_be_replaced_or_orphaned(repository: Reposi
         await repository.record_agreed_many(NET, [sibling(header).agreed()])
     with pytest.raises(StoreConflict, match="published"):
         await repository.mark_orphaned(NET, 404, header.block_hash_hex)
+    # found already on chain (no tx hash known), later learned: the hash is filled in
+    await repository.mark_published(NET, 404, tx_hash=None, chain_id=5, contract_address=CONTRACT)
+    await repository.mark_published(NET, 404, tx_hash="", chain_id=5, contract_address=CONTRACT)
+    await repository.mark_published(NET, 404, tx_hash=TX2, chain_id=5, contract_address=CONTRACT)
     stored = await repository.get_retarget(NET, 404)
-    assert stored is not None and [p.chain_id for p in stored.publications] == [1, 10]
+    assert stored is not None and [p.chain_id for p in stored.publications] == [1, 10, 5]
+    assert [p.tx_hash for p in stored.publications] == [TX1, TX2, TX2]
     assert stored.publications[0].contract_address == CONTRACT
     assert await repository.epochs_with_status(NET, "published") == [404]
 

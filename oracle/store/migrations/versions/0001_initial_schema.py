@@ -129,7 +129,7 @@ def upgrade() -> None:
         sa.Column("block_hash_hex", sa.String(length=64), nullable=False),
         sa.Column("chain_id", sa.BigInteger(), nullable=False),
         sa.Column("contract_address", sa.String(length=42), nullable=False),
-        sa.Column("tx_hash", sa.String(length=66), nullable=False),
+        sa.Column("tx_hash", sa.String(length=66), nullable=True),
         sa.Column("published_at", UTC_TIME, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_publications")),
         sa.UniqueConstraint(
