@@ -486,6 +486,7 @@ def test_secret_file_settings_point_at_mounted_docker_secrets(generated_deploy: 
         paths = {
             "bitcoind.rpc_password_file": loaded.bitcoind.rpc_password_file,
             "publisher.keystore_password_file": loaded.publisher.keystore_password_file,
+            "publisher.sender_keystore_file": loaded.publisher.sender_keystore_file,
         }
         paths.update(
             {
