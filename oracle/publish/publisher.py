@@ -1,0 +1,221 @@
+"""The publisher: turn an agreed, stored retarget into a signed report and land it on chain.
+
+Where it sits: the last stage of the pipeline (``pipeline.publish_confirmed``
+calls ``publish_epoch``; ``bme-oracle publish --epoch E`` does the same by
+hand). It builds the EIP-712 ``Report`` from the retarget header, signs it
+with this host's operator keys (plus any signatures collected from other
+operators), and hands it to the ``TxManager``, which owns nonces, fees,
+replacements, confirmations and crash recovery. ``reconcile`` runs on start.
+
+``build_publisher(config, repository)`` wires it from ``PublisherConfig``:
+keystores decrypted with the password from ``ORACLE_PUBLISHER__KEYSTORE_PASSWORD``
+or ``keystore_password_file``; the key material stays inside ``KeystoreAccount``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+from web3 import AsyncWeb3
+from web3.exceptions import Web3RPCError
+
+from oracle.bitcoin.header import parse_header
+from oracle.config import Config, read_secret
+from oracle.errors import ConfigError, PublishError
+from oracle.publish.contract import OnChainRetarget, OracleContract, connect
+from oracle.publish.signing import (
+    KeystoreAccount,
+    Report,
+    ReportSignature,
+    load_keystore,
+    load_keystores,
+    recover_signer,
+)
+from oracle.publish.txmanager import (
+    TRANSIENT_ERRORS,
+    FeePolicy,
+    Outcome,
+    SubmissionStore,
+    TxManager,
+)
+
+log = structlog.get_logger(__name__)
+
+#: Optional source of other operators' signatures for a report (peer exchange).
+SignatureSource = Callable[[Report], Awaitable[Sequence[ReportSignature]]]
+
+
+class Publisher:
+    """Signs and submits agreed retargets to one DifficultyOracle."""
+
+    def __init__(
+        self,
+        *,
+        w3: AsyncWeb3,
+        oracle: OracleContract,
+        manager: TxManager,
+        signers: Sequence[KeystoreAccount],
+        chain_id: int,
+        collect_signatures: SignatureSource | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.oracle = oracle
+        self.manager = manager
+        self.signers = list(signers)
+        self.chain_id = chain_id
+        self.contract_address = oracle.address
+        self._collect = collect_signatures
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def ping(self) -> None:
+        """Raise PublishError unless the node answers with the configured chain id."""
+        try:
+            chain_id = await self.w3.eth.chain_id
+        except (Web3RPCError, *TRANSIENT_ERRORS) as exc:
+            raise PublishError(f"EVM node unreachable: {type(exc).__name__}") from exc
+        if chain_id != self.chain_id:
+            raise PublishError(f"EVM node is on chain {chain_id}, configured {self.chain_id}")
+
+    async def reconcile(self) -> list[Outcome]:
+        """Settle submissions left live by a previous run (contract state first)."""
+        outcomes = await self.manager.reconcile()
+        for outcome in outcomes:
+            log.info(
+                "reconciled", epoch=outcome.epoch, status=outcome.status, tx_hash=outcome.tx_hash
+            )
+        return outcomes
+
+    async def close(self) -> None:
+        await self.w3.provider.disconnect()  # type: ignore[attr-defined]
+
+    # -------------------------------------------------------------- publishing
+
+    def report_for(self, epoch: int, raw_header: bytes) -> Report:
+        """The report of ``epoch`` from its retarget header (the hash is computed here)."""
+        return Report.for_epoch(epoch, parse_header(bytes(raw_header)))
+
+    async def sign(self, report: Report) -> list[ReportSignature]:
+        """This host's signatures plus valid collected ones, one per signer."""
+        signatures = {
+            s.address: s.sign_report(
+                report, chain_id=self.chain_id, contract_address=self.contract_address
+            )
+            for s in self.signers
+        }
+        if self._collect is not None:
+            for item in await self._collect(report):
+                recovered = recover_signer(
+                    report,
+                    item.signature,
+                    chain_id=self.chain_id,
+                    contract_address=self.contract_address,
+                )
+                if recovered != item.signer:
+                    log.warning("peer_signature_invalid", claimed=item.signer, recovered=recovered)
+                    continue
+                signatures.setdefault(item.signer, item)
+        return list(signatures.values())
+
+    async def publish(self, epoch: int, raw_header: bytes) -> Outcome:
+        """Sign and land one epoch; an epoch already on chain is an ``already_on_chain`` outcome."""
+        report = self.report_for(epoch, raw_header)
+        with structlog.contextvars.bound_contextvars(epoch=epoch, block=report.block_hash_hex):
+            outcome = await self.manager.submit(report, await self.sign(report), bytes(raw_header))
+            log.info("publish_outcome", status=outcome.status, tx_hash=outcome.tx_hash)
+            return outcome
+
+    async def publish_epoch(self, epoch: int, raw_header: bytes) -> str | None:
+        """The pipeline's entry point: the hash of the transaction that stored the epoch.
+
+        When the epoch was already on chain (another operator, an earlier run), the
+        hash comes from the contract's ``ReportAccepted`` event; None only if no such
+        event can be found (e.g. a pruned node).
+        """
+        outcome = await self.publish(epoch, raw_header)
+        if outcome.tx_hash is not None:
+            return outcome.tx_hash
+        return await self.accepted_tx_hash(epoch)
+
+    async def accepted_tx_hash(self, epoch: int) -> str | None:
+        """The transaction whose ``ReportAccepted`` event stored ``epoch``."""
+        event = self.oracle.contract.events.ReportAccepted()
+        logs = await event.get_logs(from_block=0, argument_filters={"epoch": epoch})
+        for entry in logs:
+            tx_hash = entry["transactionHash"]
+            return tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()
+        return None
+
+    async def read_back(self, epoch: int) -> OnChainRetarget | None:
+        """What the contract holds for ``epoch`` (None if nothing)."""
+        return await self.oracle.retarget(epoch)
+
+    async def bme(self, n_days: int, epoch: int) -> int:
+        """BME_N(epoch) x 10^18 as computed by the contract."""
+        return await self.oracle.bme(n_days, epoch)
+
+
+def load_publisher_keys(config: Config) -> tuple[KeystoreAccount, list[KeystoreAccount]]:
+    """The sender and the operator signer keys named in ``[publisher]``."""
+    section = config.publisher
+    password = read_secret(
+        section.keystore_password, section.keystore_password_file, "publisher.keystore_password"
+    )
+    problems = []
+    if not section.sender_keystore_file:
+        problems.append("publisher.sender_keystore_file is required")
+    if not section.keystore_files:
+        problems.append("publisher.keystore_files needs at least one operator keystore")
+    if not password:
+        problems.append(
+            "publisher keystore password missing: set ORACLE_PUBLISHER__KEYSTORE_PASSWORD "
+            "or publisher.keystore_password_file"
+        )
+    if problems:
+        raise ConfigError("; ".join(problems))
+    sender = load_keystore(section.sender_keystore_file, password)
+    return sender, load_keystores(section.keystore_files, password)
+
+
+async def build_publisher(
+    config: Config,
+    repository: SubmissionStore,
+    *,
+    collect_signatures: SignatureSource | None = None,
+    poll_interval_s: float = 1.0,
+    **manager_options: Any,
+) -> Publisher:
+    """Wire a Publisher from configuration; checks the node's chain id and the contract."""
+    section = config.publisher
+    if not section.contract_address:
+        raise ConfigError("publisher.contract_address is required to publish")
+    sender, signers = load_publisher_keys(config)
+    w3 = connect(section.rpc_url)
+    oracle = OracleContract(w3, section.contract_address)
+    manager = TxManager(
+        w3=w3,
+        oracle=oracle,
+        store=repository,
+        sender=sender,
+        chain_id=section.chain_id,
+        policy=FeePolicy.from_config(section, poll_interval_s=poll_interval_s),
+        **manager_options,
+    )
+    publisher = Publisher(
+        w3=w3,
+        oracle=oracle,
+        manager=manager,
+        signers=signers,
+        chain_id=section.chain_id,
+        collect_signatures=collect_signatures,
+    )
+    try:
+        await publisher.ping()
+        if not await w3.eth.get_code(oracle.address):
+            raise PublishError(f"no contract at {oracle.address} on chain {section.chain_id}")
+    except BaseException:
+        await publisher.close()
+        raise
+    return publisher
