@@ -201,7 +201,10 @@ def translate(error: BaseException, url: str) -> StoreError:
     if isinstance(error, StoreError):
         return error
     if isinstance(error, exc.IntegrityError):
-        return StoreConflict(f"constraint violated in {where}: {_first_line(error)}")
+        details = [getattr(item, "detail", None) for item in _walk(error)]
+        detail = next((d for d in details if isinstance(d, str) and d), "")
+        suffix = f" ({detail})" if detail else ""
+        return StoreConflict(f"constraint violated in {where}: {_first_line(error)}{suffix}")
     message = _first_line(error)
     if _sqlstate(error) == "42P01" or "no such table" in message.lower():
         return SchemaOutdated(
