@@ -7,6 +7,7 @@ mempool.space's published vector, the real headers that followed).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -482,3 +483,60 @@ async def test_database_down_is_503_not_500() -> None:
             await runner.cleanup()
     finally:
         await repository.close()
+
+
+# -- failure paths and extension ---------------------------------------------------------------
+
+
+async def test_added_route_is_served_and_documented_and_bugs_are_opaque_500s(world: World) -> None:
+    """Adding an endpoint is one Route; an unexpected exception is a JSON 500 without details."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from oracle.api import Route
+
+    async def boom(_request: web.Request) -> web.Response:
+        raise RuntimeError(f"bug that mentions {SECRET}")
+
+    routes = (*ROUTES, Route("/v1/boom", boom, "boom", "Always fails", "Health", errors=(500,)))
+    app = build_app(make_context(world.repository, chain=world.chain), routes)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/v1/boom")
+        body = await response.json()
+        _assert_error(response.status, body, 500, "internal_error")
+        assert SECRET not in await response.text()
+        document = await (await client.get("/openapi.json")).json()
+        assert "/v1/boom" in document["paths"]
+
+
+async def test_readiness_that_raises_is_a_503_with_a_reason(world: World) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    context = make_context(world.repository, chain=world.chain)
+
+    async def broken() -> Any:
+        raise RuntimeError("probe crashed")
+
+    app = build_app(dataclasses.replace(context, readiness=broken))
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/ready")
+        body = await response.json()
+        assert response.status == 503
+        assert body["ready"] is False
+        assert body["reasons"] == ["readiness check failed: RuntimeError"]
+
+
+async def test_slow_chain_is_answered_with_503_not_a_hang(world: World) -> None:
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    class SlowChain(CsvChain):
+        async def tip(self) -> tuple[int, int]:
+            await asyncio.sleep(5)
+            return await super().tip()
+
+    app = build_app(make_context(world.repository, chain=SlowChain(), request_timeout_s=0.2))
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/v1/status")
+        _assert_error(response.status, await response.json(), 503, "timeout")
