@@ -98,7 +98,9 @@ class _Proxy(AuthServiceProxy):  # type: ignore[misc]
 
     def post(self, payload: Any) -> Any:
         conn: http.client.HTTPConnection = self._AuthServiceProxy__conn
-        body = json.dumps(payload, default=EncodeDecimal)
+        # bytes, not str: http.client then sends headers and body in one segment; a str
+        # body goes out separately and Nagle + delayed ACK stall each call by ~40 ms
+        body = json.dumps(payload, default=EncodeDecimal).encode()
         conn.request(
             "POST",
             self._path,
@@ -108,6 +110,10 @@ class _Proxy(AuthServiceProxy):  # type: ignore[misc]
                 "User-Agent": USER_AGENT,
                 "Authorization": self._auth.decode(),
                 "Content-type": "application/json",
+                # One request per connection: bitcoind's HTTP server writes headers and
+                # body separately, and on a kept-alive connection Nagle + our delayed
+                # ACK then stall every reply by ~40 ms; a local connect costs ~0.1 ms.
+                "Connection": "close",
             },
         )
         if conn.sock is not None:
