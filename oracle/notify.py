@@ -1,196 +1,179 @@
 """The service's monitor hub: pipeline and source events -> metrics, health samples, alerts.
 
 Implements ``oracle.pipeline.Notifier`` and the source-call callback of
-``oracle.instrument``. Alert kinds (each logged, counted in
-``bme_oracle_alerts`` and POSTed to every webhook, rate-limited per incident):
+``oracle.instrument``. Alert policy lives in ``oracle.monitor.watch.Watchdog``
+(disagreement, source_failing, source_stale, publication_late,
+signer_balance_low, readback_mismatch, peer_conflict); the hub adds the two
+incidents only the pipeline can see:
 
-* ``disagreement``        verified sources report different blocks for an epoch
-* ``source_failing``      a source's requests fail (key: source)
-* ``source_stale``        a source has not answered for ``monitor.source_stale_after_s``
-* ``source_lagging``      a source's tip is more than 3 blocks behind the best tip
-* ``orphaned_published``  a published retarget left the best chain (cannot be undone on chain)
 * ``publish_failed``      publishing an agreed epoch failed (retried every 15 s)
-* ``publication_late``    an agreed epoch stays unpublished past ``monitor.publication_late_s``
-* ``onchain_mismatch``    the contract holds a different block than the database
-* ``signer_balance_low``  the sending account's balance is below ``monitor.min_signer_balance_wei``
+* ``orphaned_published``  a published retarget left the best chain (cannot be undone on chain)
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from oracle.config import Config
-from oracle.crosscheck import Agreed, Disputed
-from oracle.instrument import SourceState
+from oracle.crosscheck import Agreed
+from oracle.instrument import InstrumentedSource
 from oracle.monitor.alerts import Alerter
+from oracle.monitor.health import judge_source
 from oracle.monitor.metrics import Metrics
+from oracle.monitor.watch import Watchdog
 from oracle.watcher import EpochObserved
 
 log = structlog.get_logger(__name__)
-LAG_ALERT_BLOCKS = 3
+PUBLISH_FAILED = "publish_failed"
+ORPHANED_PUBLISHED = "orphaned_published"
 
 
 class MonitorHub:
-    """One per running oracle; owns the Metrics registry and the Alerter."""
+    """One per running oracle; owns the Metrics registry, the Alerter and the Watchdog."""
 
     def __init__(self, config: Config, *, repository: Any, metrics: Metrics | None = None) -> None:
         self.config = config
         self.repository = repository
         self.metrics = metrics or Metrics(config.network.name)
         self.alerter = Alerter(config.monitor, self.metrics, network=config.network.name)
-        self._agreed_at: dict[int, float] = {}
+        self.watchdog = Watchdog(config.monitor, self.metrics, self.alerter)
+        self.publisher: Any = None  # set by the service when publishing is enabled
 
     # -- sources ---------------------------------------------------------------------------
 
     async def source_call(self, source: str, latency_ms: float, ok: bool, kind: str | None) -> None:
+        """Every source request: latency and errors to metrics, a stored health sample."""
         self.metrics.observe_source_request(source, "request", latency_ms / 1000)
-        if ok:
-            self.metrics.set_source_healthy(source, True)
-            await self.alerter.resolve("source_failing", key=source)
-        else:
+        if not ok:
             self.metrics.count_source_error(source, kind or "unknown")
-            self.metrics.set_source_healthy(source, False)
-            await self.alerter.alert(
-                "source_failing",
-                f"source {source} failed: {kind}",
-                key=source,
-                severity="warning",
-                source=source,
-                error_kind=kind,
-            )
         try:
             await self.repository.record_health(source, latency_ms, ok, kind, datetime.now(UTC))
-        except Exception as exc:
+        except Exception as exc:  # a health sample must never break a pass
             log.warning("health_sample_not_stored", source=source, error=str(exc))
 
-    async def source_state(
-        self, state: SourceState, *, age_s: float | None, lag_blocks: int | None
-    ) -> None:
-        if state.last_tip is not None:
-            self.metrics.set_source_tip(state.name, state.last_tip.height)
-        stale_after = self.config.monitor.source_stale_after_s
-        if age_s is None or age_s > stale_after:
-            await self.alerter.alert(
-                "source_stale",
-                f"source {state.name} has not answered for {stale_after:.0f} s",
-                key=state.name,
-                severity="warning",
-                source=state.name,
-                last_error=state.last_error,
+    async def check_sources(self, sources: Sequence[InstrumentedSource]) -> None:
+        """Scheduled: judge every source (failing, stale) and publish tips for lag metrics."""
+        now = time.time()
+        verdicts = []
+        for source in sources:
+            state = source.state
+            if state.last_tip is not None:
+                self.metrics.set_source_tip(state.name, state.last_tip.height)
+            verdicts.append(
+                judge_source(
+                    state.name,
+                    now=now,
+                    stale_after_s=self.config.monitor.source_stale_after_s,
+                    last_success_at=state.last_ok_at,
+                    last_failure_at=state.last_failure_at,
+                    last_failure=state.last_error or "",
+                )
             )
-        else:
-            await self.alerter.resolve("source_stale", key=state.name)
-        if lag_blocks is not None and lag_blocks > LAG_ALERT_BLOCKS:
-            await self.alerter.alert(
-                "source_lagging",
-                f"source {state.name} is {lag_blocks} blocks behind",
-                key=state.name,
-                severity="warning",
-                source=state.name,
-                lag_blocks=lag_blocks,
-            )
+        await self.watchdog.sources(verdicts)
 
     # -- pipeline (oracle.pipeline.Notifier) ----------------------------------------------
 
     async def outcome(self, observed: EpochObserved) -> None:
-        outcome = observed.outcome
-        self.metrics.count_tick(type(outcome).__name__.lower())
+        self.metrics.count_tick(type(observed.outcome).__name__.lower())
         if observed.trigger is not None:
             self.metrics.set_tip_height(observed.trigger.height)
-        if isinstance(outcome, Agreed):
-            self.metrics.set_last_agreed_epoch(outcome.epoch)
-            self._agreed_at.setdefault(outcome.epoch, time.monotonic())
-            await self.alerter.resolve("disagreement", key=str(outcome.epoch))
+        if isinstance(observed.outcome, Agreed):
+            self.metrics.set_last_agreed_epoch(observed.outcome.epoch)
 
     async def disputed(self, epoch: int, fields: dict[str, dict[str, object]]) -> None:
-        for name in fields:
-            self.metrics.count_disagreement(name)
-        await self.alerter.alert(
-            "disagreement",
-            f"sources disagree on epoch {epoch}: {', '.join(fields)}",
-            key=str(epoch),
-            epoch=epoch,
-            claims={k: {s: str(v) for s, v in c.items()} for k, c in fields.items()},
-        )
+        for name, claims in fields.items():
+            await self.watchdog.disagreement(epoch, name, {s: str(v) for s, v in claims.items()})
 
     async def orphaned(self, epoch: int, block_hash_hex: str, *, published: bool) -> None:
-        if published:
-            await self.alerter.alert(
-                "orphaned_published",
-                f"published retarget of epoch {epoch} ({block_hash_hex}) left the best chain",
-                key=str(epoch),
-                severity="critical",
-                epoch=epoch,
-                block=block_hash_hex,
-            )
-        else:
+        if not published:
             log.warning("retarget_orphaned_before_publication", epoch=epoch, block=block_hash_hex)
+            return
+        await self.alerter.alert(
+            ORPHANED_PUBLISHED,
+            f"published retarget of epoch {epoch} ({block_hash_hex}) left the best chain",
+            key=f"epoch:{epoch}",
+            severity="critical",
+            epoch=epoch,
+            block=block_hash_hex,
+        )
 
     async def published(self, epoch: int, tx_hash: str | None, *, height: int, time: int) -> None:
-        self.metrics.set_last_published_epoch(epoch)
-        started = self._agreed_at.pop(epoch, None)
-        if started is not None:
-            self.metrics.observe_publication_lag(_monotonic() - started)
-        await self.alerter.resolve("publish_failed", key=str(epoch))
-        await self.alerter.resolve("publication_late", key=str(epoch))
+        gas_used = await self._gas_used(tx_hash)
+        await self.watchdog.published(
+            epoch=epoch, retarget_time=time, confirmed_at=_now(), gas_used=gas_used
+        )
+        await self.alerter.resolve(PUBLISH_FAILED, f"epoch {epoch} published", key=f"epoch:{epoch}")
 
-    async def publish_failed(self, epoch: int, error: Exception) -> None:
+    async def publish_failed(self, epoch: int, error: Exception, *, time: int) -> None:
         await self.alerter.alert(
-            "publish_failed",
+            PUBLISH_FAILED,
             f"publishing epoch {epoch} failed: {error}",
-            key=str(epoch),
+            key=f"epoch:{epoch}",
             epoch=epoch,
             error_type=type(error).__name__,
         )
-        started = self._agreed_at.get(epoch)
-        late_after = self.config.monitor.publication_late_s
-        if started is not None and _monotonic() - started > late_after:
-            await self.alerter.alert(
-                "publication_late",
-                f"epoch {epoch} agreed but unpublished for over {late_after:.0f} s",
-                key=str(epoch),
-                epoch=epoch,
-            )
+        await self.watchdog.publication(
+            epoch=epoch, retarget_time=time, published=False, now=_now()
+        )
 
-    # -- chain read-back -------------------------------------------------------------------
+    async def _gas_used(self, tx_hash: str | None) -> int:
+        if tx_hash is None or self.publisher is None:
+            return 0
+        try:
+            receipt = await self.publisher.w3.eth.get_transaction_receipt(tx_hash)
+        except Exception as exc:  # a metric, not a reason to fail a pass
+            log.warning("receipt_unavailable", tx_hash=tx_hash, error=str(exc))
+            return 0
+        return int(receipt["gasUsed"])
 
-    async def readback(self, publisher: Any) -> None:
-        """Compare the contract with the database; check the sender's balance."""
-        mismatches = await publisher.readback(self.repository, self.config.network.name)
-        for epoch, detail in mismatches:
-            self.metrics.count_readback_mismatch()
-            await self.alerter.alert(
-                "onchain_mismatch",
-                f"epoch {epoch}: {detail}",
-                key=str(epoch),
-                severity="critical",
-                epoch=epoch,
-            )
-        balance = await publisher.sender_balance_wei()
-        if balance is not None:
-            self.metrics.set_signer_balance(balance)
-            if balance < self.config.monitor.min_signer_balance_wei:
-                await self.alerter.alert(
-                    "signer_balance_low",
-                    f"sender balance {balance} wei is below the minimum",
-                    key="sender",
-                    balance_wei=str(balance),
+    # -- scheduled checks ------------------------------------------------------------------
+
+    async def check_publication(self, network: str) -> None:
+        """Scheduled: agreed epochs still unpublished past the threshold are late."""
+        for epoch in await self.repository.epochs_with_status(network, "agreed"):
+            record = await self.repository.get_retarget(network, epoch)
+            if record is not None:
+                await self.watchdog.publication(
+                    epoch=epoch, retarget_time=record.time, published=False, now=_now()
                 )
+
+    async def readback(self, network: str, *, depth: int = 6) -> None:
+        """Scheduled: the contract must hold exactly what the database says was published."""
+        publisher = self.publisher
+        if publisher is None:
+            return
+        published = (await self.repository.epochs_with_status(network, "published"))[-depth:]
+        for epoch in published:
+            record = await self.repository.get_retarget(network, epoch)
+            on_chain = await publisher.read_back(epoch)
+            stored = {"block_hash": record.block_hash_hex, "bits": record.bits, "time": record.time}
+            await self.watchdog.readback(
+                epoch=epoch,
+                stored=stored,
+                on_chain=None
+                if on_chain is None
+                else {
+                    "block_hash": on_chain.block_hash_hex,
+                    "bits": on_chain.bits,
+                    "time": on_chain.time,
+                },
+            )
+        sender = publisher.manager.sender.address
+        balance = int(await publisher.w3.eth.get_balance(sender))
+        await self.watchdog.signer_balance(sender, balance)
 
     async def close(self) -> None:
         await self.alerter.close()
 
 
-def _monotonic() -> float:
-    return time.monotonic()
+def _now() -> float:
+    return time.time()
 
 
 def build_notifier(config: Config, *, repository: Any, metrics: Metrics | None) -> MonitorHub:
     return MonitorHub(config, repository=repository, metrics=metrics)
-
-
-__all__ = ["Disputed", "MonitorHub", "build_notifier"]

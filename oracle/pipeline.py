@@ -51,7 +51,7 @@ class Notifier(Protocol):
         self, epoch: int, tx_hash: str | None, *, height: int, time: int
     ) -> None: ...
 
-    async def publish_failed(self, epoch: int, error: Exception) -> None: ...
+    async def publish_failed(self, epoch: int, error: Exception, *, time: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +208,7 @@ class Pipeline:
                     tx_hash = await self.publisher.publish_epoch(epoch, record.raw_header)
                 except Exception as exc:
                     log.error("publish_failed", error=str(exc), error_type=type(exc).__name__)
-                    await self.notifier.publish_failed(epoch, exc)
+                    await self.notifier.publish_failed(epoch, exc, time=record.time)
                     break  # keep epochs in order on chain; retry next pass
                 await self.repository.mark_published(  # type: ignore[attr-defined]
                     self.network,

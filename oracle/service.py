@@ -29,7 +29,7 @@ from oracle.bitcoin.difficulty import EPOCH_BLOCKS, get_network
 from oracle.config import Config
 from oracle.crosscheck import Agreed
 from oracle.errors import OracleError, SourceError
-from oracle.instrument import InstrumentedSource, seconds_since
+from oracle.instrument import InstrumentedSource
 from oracle.pipeline import Pipeline
 from oracle.sources.base import HeaderSource, build_sources
 from oracle.watcher import RetargetWatcher
@@ -93,6 +93,8 @@ class Service:
             from oracle.publishing import build_publisher
 
             self.publisher = await build_publisher(config, self.repository)
+            self.monitor.publisher = self.publisher
+            await self.publisher.reconcile()
         self.pipeline = Pipeline(
             network=config.network.name,
             repository=self.repository,
@@ -132,11 +134,13 @@ class Service:
                     await self.pipeline.publish_confirmed(self.best_height)
 
     async def publish_pending(self) -> None:
-        """Scheduled: retry publication (e.g. after the EVM node was down)."""
+        """Scheduled: retry publication (e.g. after the EVM node was down); flag late epochs."""
         if self.pipeline is None or self.best_height is None or self.stop_event.is_set():
             return
         async with self.pass_lock:
             await self.pipeline.publish_confirmed(self.best_height)
+        if self.publisher is not None:
+            await self.monitor.check_publication(self.config.network.name)
 
     async def prune_health(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(days=self.config.monitor.health_retention_days)
@@ -144,16 +148,8 @@ class Service:
         log.info("health_pruned", removed=removed)
 
     async def check_sources(self) -> None:
-        """Scheduled: alert on sources that are stale, failing or lagging the best tip."""
-        best = max(
-            (s.state.last_tip.height for s in self.sources if s.state.last_tip), default=None
-        )
-        for source in self.sources:
-            age = seconds_since(source.state)
-            lag = None
-            if best is not None and source.state.last_tip is not None:
-                lag = best - source.state.last_tip.height
-            await self.monitor.source_state(source.state, age_s=age, lag_blocks=lag)
+        """Scheduled: alert on sources that are stale or failing."""
+        await self.monitor.check_sources(self.sources)
 
     async def poll_tips(self) -> None:
         """Scheduled fallback: ask every source for its tip (feeds health and lag)."""
@@ -162,9 +158,8 @@ class Service:
                 await source.tip()
 
     async def readback(self) -> None:
-        """Scheduled: compare what the contract holds with what the database says."""
-        if self.publisher is not None:
-            await self.monitor.readback(self.publisher)
+        """Scheduled: compare what the contract holds with the database; check the balance."""
+        await self.monitor.readback(self.config.network.name)
 
     # -- readiness -------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Fixtures for end-to-end tests: a migrated Postgres database per test, daemon configs."""
+"""Fixtures for end-to-end tests: a private, migrated Postgres database per test."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from tests.fixtures.postgres import _Templates, create_database, drop_database, sqlalchemy_url
+from oracle.store import migrate
+from tests.fixtures.postgres import create_database, drop_database, sqlalchemy_url
 
 
 @pytest_asyncio.fixture
-async def pg_url(_store_templates: _Templates) -> AsyncIterator[str]:
-    """A private Postgres database at the head revision."""
-    name = await create_database(template=await _store_templates.postgres_template())
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh Postgres database at the head revision (`bme-oracle db upgrade`'s code path)."""
+    name = await create_database()
+    url = sqlalchemy_url(name)
     try:
-        yield sqlalchemy_url(name)
+        await migrate.upgrade(url)
+        yield url
     finally:
         await drop_database(name)
