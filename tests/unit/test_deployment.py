@@ -872,6 +872,19 @@ def test_guide_names_only_metrics_the_oracle_exports() -> None:
     assert not unknown, f"the guide names metrics /metrics does not export: {unknown}"
     missing = sorted(names - mentioned)
     assert not missing, f"metrics exported but not documented in the guide: {missing}"
+    # Labels written as name{a,b} must be the metric's labels.
+    metrics = Metrics()
+    labels = {
+        collector._name: set(collector._labelnames)
+        for collector in metrics.registry._collector_to_names  # every registered metric
+        if hasattr(collector, "_labelnames")
+    }
+    for name, written in re.findall(r"\b(bme_oracle_[a-z_]+[a-z])\{([\w,]+)\}", GUIDE.read_text()):
+        base = name.removesuffix("_total")
+        assert base in labels, f"guide: {name} is not a labelled metric"
+        assert set(written.split(",")) == labels[base], (
+            f"guide: {name}{{{written}}}, but its labels are {sorted(labels[base])}"
+        )
 
 
 def module_file(name: str) -> Path | None:
