@@ -88,16 +88,19 @@ async def _deploy(stack: DevStack) -> str:
     signers = load_keystores(stack.keystores, stack.password)
     stack.anvil.call("anvil_setBalance", sender.address, hex(10**21))
     w3 = connect(stack.anvil.url)
-    return await deploy_oracle(
-        w3,
-        sender,
-        owner=sender.address,
-        signers=sorted(s.address for s in signers),
-        threshold=DEV_THRESHOLD,
-        pow_limit=NETWORKS["regtest"].pow_limit,
-        max_fee_wei=100 * 10**9,
-        priority_fee_wei=10**9,
-    )
+    try:
+        return await deploy_oracle(
+            w3,
+            sender,
+            owner=sender.address,
+            signers=sorted(s.address for s in signers),
+            threshold=DEV_THRESHOLD,
+            pow_limit=NETWORKS["regtest"].pow_limit,
+            max_fee_wei=100 * 10**9,
+            priority_fee_wei=10**9,
+        )
+    finally:
+        await w3.provider.disconnect()  # type: ignore[attr-defined]
 
 
 def dev_config(stack: DevStack, *, api_port: int) -> Config:
