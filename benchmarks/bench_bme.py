@@ -35,7 +35,8 @@ def main() -> None:
         results = {n: bme_series(n, history) for n in (14, 28, 84)}
         timings.append(time.process_time() - start)
     assert len(results[84]) == EPOCHS - 5
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    machine = platform.processor() or platform.machine()
+    print(f"machine: {machine}, python {platform.python_version()}")
     print(f"BME14/28/84 over {EPOCHS} epochs (exact fractions + 10^18 integers)")
     print(f"CPU seconds: best {min(timings):.3f}, median {sorted(timings)[REPEATS // 2]:.3f}")
 

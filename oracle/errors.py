@@ -20,7 +20,8 @@ and the service can tell "bad input / bad world" from a bug::
     │   └── StoreConflict      a different row already exists for this key
     └── PublishError
         ├── TxRejected         node refused (revert, nonce) -> alert; no blind retry
-        └── TxNotConfirmed     timed out -> re-check receipt, resend the same raw tx
+        ├── TxNotConfirmed     timed out -> re-check receipt, resend the same raw tx
+        └── PublishDeferred    not our turn or too few signatures yet -> retry later, no alert
 """
 
 from __future__ import annotations
@@ -102,3 +103,7 @@ class TxRejected(PublishError):
 
 class TxNotConfirmed(PublishError):
     """The transaction was not confirmed in time."""
+
+
+class PublishDeferred(PublishError):
+    """Publication must wait (another operator's turn, or too few signatures so far)."""

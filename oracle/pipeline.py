@@ -22,6 +22,7 @@ from oracle.bitcoin.difficulty import EPOCH_BLOCKS
 from oracle.bme import EpochTarget, bme_series
 from oracle.checkpoints import mainnet_checkpoints
 from oracle.crosscheck import CLAIM_FIELDS, Agreed, Disputed, Insufficient
+from oracle.errors import PublishDeferred
 from oracle.reorg import RetargetOrphaned, TipRegressed
 from oracle.sources.base import Observation, SourceFailure
 from oracle.store.records import ObservationInput
@@ -206,6 +207,9 @@ class Pipeline:
             ):
                 try:
                     tx_hash = await self.publisher.publish_epoch(epoch, record.raw_header)
+                except PublishDeferred as exc:
+                    log.info("publish_deferred", reason=str(exc))
+                    break  # later epochs wait for this one; the next pass retries
                 except Exception as exc:
                     log.error("publish_failed", error=str(exc), error_type=type(exc).__name__)
                     await self.notifier.publish_failed(epoch, exc, time=record.time)
