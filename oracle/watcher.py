@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -260,7 +260,7 @@ class RetargetWatcher:
         async for tip in source.new_blocks():
             await queue.put(tip)
 
-    async def run(self) -> AsyncIterator[WatchEvent]:
+    async def run(self) -> AsyncGenerator[WatchEvent, None]:
         """Yield events forever, driven by new-block events from every source."""
         queue: asyncio.Queue[Tip] = asyncio.Queue()
         pumps = [

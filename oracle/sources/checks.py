@@ -86,12 +86,15 @@ def parse_json(body: str, *, source: str, request: str) -> Any:
     """JSON, or a typed error (HTML error pages and truncated bodies end up here)."""
     try:
         return json.loads(body, parse_float=Decimal)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise SourceMalformed(
-            f"response is not JSON ({exc.msg} at {exc.pos if hasattr(exc, 'pos') else '?'}): "
-            f"{_short(body[:60])}",
+            f"response is not JSON ({exc.msg} at {exc.pos}): {_short(body[:60])}",
             source=source,
             request=request,
+        ) from exc
+    except ValueError as exc:  # e.g. numbers too long to convert
+        raise SourceMalformed(
+            f"response is not JSON: {exc}", source=source, request=request
         ) from exc
 
 

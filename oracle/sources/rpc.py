@@ -26,15 +26,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from bitcoinrpc.authproxy import USER_AGENT, AuthServiceProxy, EncodeDecimal, JSONRPCException
+from bitcoinrpc.authproxy import (  # type: ignore[import-untyped]  # no stubs upstream
+    USER_AGENT,
+    AuthServiceProxy,
+    EncodeDecimal,
+    JSONRPCException,
+)
 
-from oracle.errors import SourceError
+from oracle.errors import SourceError, SourceUnavailable
 from oracle.sources.base import (
     HeightNotFound,
     SourceAuthFailed,
     SourceMalformed,
     SourceTimeout,
-    SourceUnavailable,
     SourceWarmingUp,
 )
 

@@ -9,8 +9,11 @@ Expected hashes and bits come from tests/data/*.csv, never from the code.
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +37,7 @@ from oracle.sources.esplora import EsploraSource
 from oracle.sources.rest import HttpPolicy
 from oracle.verify import retarget_heights
 from oracle.watcher import EpochObserved, RetargetWatcher
+from tests.conftest import ROOT
 from tests.fixtures.restreplay import (
     Fault,
     ReplayServer,
@@ -378,3 +382,54 @@ async def test_tip_flapping_between_two_chains(replay: Replay, kind: str) -> Non
     assert {r.current.block_hash_hex for r in regressions} == {canonical, STALE_828366}
     assert [a.epoch for a in agreed] == [410]
     assert agreed[0].block_hash_hex == HASHES[2016 * 410]
+
+
+async def test_per_source_rate_limit(replay: Replay) -> None:
+    policy = HttpPolicy(**{**vars_of(FAST), "rate_limit_per_s": 20.0})
+    _, source = await start(replay, "esplora", "polite", policy=policy)
+    began = time.monotonic()
+    try:
+        await source.headers_at([826559, 826560, 828575, 828576])  # 8 requests
+    finally:
+        await source.close()
+    assert time.monotonic() - began >= 7 / 20  # spaced 50 ms apart although issued at once
+
+
+async def test_watch_command_with_a_config_file(replay: Replay, tmp_path: Path) -> None:
+    esplora = await replay("esplora", tip_height=TIP)
+    bcom = await replay("blockchain_com", tip_height=TIP)
+    path = tmp_path / "watch.toml"
+    path.write_text(
+        '[network]\nname = "mainnet"\n[bitcoind]\nenabled = false\n[crosscheck]\nquorum = 2\n'
+        f'[[sources]]\nname = "mempool"\nkind = "esplora"\nbase_url = "{esplora.url}"\n'
+        f'[[sources]]\nname = "bcom"\nkind = "blockchain_com"\nbase_url = "{bcom.url}"\n'
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "oracle",
+        "watch",
+        "--config",
+        str(path),
+        "--start-epoch",
+        "412",
+        "--max-agreed",
+        "2",
+        "--json",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    lines = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert [(x["epoch"], x["block_hash"], x["sources"]) for x in lines] == [
+        (412, HASHES[830592], ["bcom", "mempool"]),
+        (413, HASHES[832608], ["bcom", "mempool"]),
+    ]
+    assert lines[0]["bits"] == f"{bits_of(830592):08x}"

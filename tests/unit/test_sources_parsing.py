@@ -7,6 +7,7 @@ import json
 import struct
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from bitcoinrpc.authproxy import AuthServiceProxy
@@ -218,3 +219,23 @@ def test_stored_retarget_checks() -> None:
         source="s", height=828576, request="r", kind="timeout", message="m", observed_at=T0
     )
     assert check_stored_retarget(epoch=411, stored_hash_hex="11" * 32, result=down) is None
+
+
+def test_build_sources_from_config(tmp_path: Path) -> None:
+    from oracle import config
+    from oracle.sources.base import build_sources
+    from oracle.sources.bitcoind import BitcoindSource
+    from oracle.sources.blockchain_com import BlockchainComSource
+    from oracle.sources.esplora import EsploraSource
+
+    path = tmp_path / "oracle.toml"
+    path.write_text(
+        '[bitcoind]\nurl = "http://127.0.0.1:18443"\ncookie_file = "/nonexistent/.cookie"\n'
+        '[[sources]]\nname = "mempool"\nkind = "esplora"\nbase_url = "https://example.invalid/api"\n'
+        '[[sources]]\nname = "bcom"\nkind = "blockchain_com"\nbase_url = "https://example.invalid"\n'
+        '[[sources]]\nname = "off"\nkind = "esplora"\nbase_url = "https://x.invalid"\n'
+        "enabled = false\n"
+    )
+    sources = build_sources(config.load(path, environ={}))
+    assert [type(s) for s in sources] == [BitcoindSource, EsploraSource, BlockchainComSource]
+    assert [s.name for s in sources] == ["bitcoind", "mempool", "bcom"]
