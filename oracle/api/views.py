@@ -10,13 +10,13 @@ test fuzzes one against the other.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
 from oracle.bitcoin.difficulty import difficulty_from_bits
 from oracle.bme import BmeValue, format_decimal, format_scientific
+from oracle.monitor.alerts import scrub_credentials
 from oracle.monitor.status import RetargetEstimate
 from oracle.store.records import (
     DisagreementRecord,
@@ -31,14 +31,10 @@ INDEX_DIGITS = 30
 #: Decimal places of difficulties.
 DIFFICULTY_DIGITS = 8
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@")
-
 
 def scrub(text: str | None) -> str | None:
     """Remove ``user:password@`` from any URL in a message a source produced."""
-    if text is None:
-        return None
-    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
+    return scrub_credentials(text) if text is not None else None
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,16 @@ log = structlog.get_logger(__name__)
 
 _SECRET_MARKERS = ("password", "secret", "private_key", "privkey", "mnemonic", "token", "api_key")
 _SEVERITIES = ("warning", "error", "critical")
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@")
+
+
+def scrub_credentials(text: str) -> str:
+    """``text`` with the ``user:password@`` part of every URL in it replaced by ``***@``.
+
+    Error messages (from RPC clients, drivers) sometimes quote the URL they
+    used; alerts and API answers pass through this before leaving the process.
+    """
+    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
 
 
 def webhook_label(url: str) -> str:
@@ -53,13 +64,14 @@ def webhook_label(url: str) -> str:
 
 
 def _safe_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """JSON-safe fields with secret-looking keys masked."""
+    """JSON-safe fields with secret-looking keys masked and URL credentials scrubbed."""
     safe: dict[str, Any] = {}
     for name, value in fields.items():
         if any(marker in name.lower() for marker in _SECRET_MARKERS):
             safe[name] = "***"
         else:
-            safe[name] = json.loads(json.dumps(value, default=str))
+            text = json.dumps(value, default=str)
+            safe[name] = json.loads(scrub_credentials(text))
     return safe
 
 
@@ -120,6 +132,7 @@ class Alerter:
             incident = self._incidents.pop((kind, key), None)
             if incident is None:
                 return False
+            message = scrub_credentials(message)
             log.info("alert_resolved", alert=kind, key=key, message=message, **_safe_fields(fields))
             self._metrics.count_alert(kind, "resolved")
             self._deliver(self._payload(kind, message, key, "resolved", "info", fields, 0))
@@ -152,6 +165,7 @@ class Alerter:
     ) -> bool:
         if severity not in _SEVERITIES:
             severity = "error"
+        message = scrub_credentials(message)
         safe = _safe_fields(fields)
         now = self._clock()
         incident = self._incidents.get((kind, key))

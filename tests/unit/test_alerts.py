@@ -234,3 +234,24 @@ async def test_no_webhooks_still_logs_and_counts() -> None:
     await alerter.close()
     assert metrics.sample(ALERTS, {"kind": "disagreement", "outcome": "sent"}) == 1
     assert logs[0]["log_level"] == "error"
+
+
+async def test_url_credentials_are_scrubbed_from_messages_and_fields(
+    receiver: tuple[Receiver, str],
+) -> None:
+    hook, url = receiver
+    alerter, _ = _alerter((url,))
+    with structlog.testing.capture_logs() as logs:
+        await alerter.alert(
+            "publish_failed",
+            "send failed: HTTPConnectionPool(host='http://signer:pa55w0rd@10.0.0.1:8545/')",
+            key="411",
+            error="POST https://u:topsecret@rpc.example/v1 refused",
+        )
+        await alerter.drain()
+        await alerter.close()
+    payload = hook.received[0]
+    assert "pa55w0rd" not in repr(payload) and "topsecret" not in repr(payload)
+    assert "pa55w0rd" not in repr(logs) and "topsecret" not in repr(logs)
+    assert payload["fields"]["error"] == "POST https://***@rpc.example/v1 refused"
+    assert "http://***@10.0.0.1:8545/" in payload["message"]
