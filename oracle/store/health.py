@@ -77,9 +77,15 @@ class HealthMixin(RepositoryBase):
                 .where(recent, SourceHealth.ok.is_(False))
                 .group_by(SourceHealth.source, SourceHealth.error_kind)
             )).all()  # fmt: skip
+            newest = (
+                select(SourceHealth.source, func.max(SourceHealth.at).label("at"))
+                .where(recent, SourceHealth.ok.is_(False)).group_by(SourceHealth.source)
+                .subquery()
+            )  # fmt: skip
             last_errors = (await session.execute(
-                select(SourceHealth.source, SourceHealth.error_kind, SourceHealth.at)
-                .where(recent, SourceHealth.ok.is_(False)).order_by(SourceHealth.at)
+                select(SourceHealth.source, SourceHealth.error_kind, SourceHealth.at).join(
+                    newest, (SourceHealth.source == newest.c.source)
+                    & (SourceHealth.at == newest.c.at))
             )).all()  # fmt: skip
             return _summaries(totals, kinds, last_errors)
 

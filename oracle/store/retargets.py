@@ -287,10 +287,17 @@ class RetargetsMixin(RepositoryBase):
 
         return await self._tx("mark_orphaned", write)
 
-    async def mark_published(self, network: str, epoch: int, *, tx_hash: str | None,
-                             chain_id: int, contract_address: str | None = None,
-                             contract: str | None = None,
-                             block_hash_hex: str | None = None) -> RetargetRecord:
+    async def mark_published(
+        self,
+        network: str,
+        epoch: int,
+        *,
+        tx_hash: str | None,
+        chain_id: int,
+        contract_address: str | None = None,
+        contract: str | None = None,
+        block_hash_hex: str | None = None,
+    ) -> RetargetRecord:
         """Record that the epoch's agreed retarget was published to a contract by ``tx_hash``.
 
         ``tx_hash`` may be None (or "") when the report was found already on chain; a later
@@ -311,9 +318,11 @@ class RetargetsMixin(RepositoryBase):
                 Retarget.status.in_(FINAL_RETARGET_STATUSES),
             ).with_for_update())).first()  # fmt: skip
             if row is None or (expected and row.block_hash_hex != expected):
-                raise StoreConflict(f"{network} epoch {epoch} has no agreed retarget"
-                                    + (f" with block {expected}" if expected else "")
-                                    + "; cannot mark it published")
+                raise StoreConflict(
+                    f"{network} epoch {epoch} has no agreed retarget"
+                    + (f" with block {expected}" if expected else "")
+                    + "; cannot mark it published"
+                )
             now = utcnow()
             stmt = insert_for(session, Publication).on_conflict_do_nothing(
                 index_elements=["network", "epoch", "chain_id", "contract_address"]
