@@ -254,3 +254,17 @@ def test_new_keystore_with_the_installed_package(installed: Path, tmp_path: Path
     )
     assert again.returncode != 0 and "exists already" in again.stderr
     assert keystore.read_text().count("ciphertext") == 1
+    # --import: the key comes in on a pipe, never on the command line.
+    known_key = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+    imported = subprocess.run(
+        [installed / "python", script, "imported", "--import", "--secrets-dir", secrets],
+        input=known_key + "\n",
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.split()[0] == "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
+    assert known_key[2:] not in imported.stdout + imported.stderr

@@ -851,6 +851,8 @@ def guide_shell_commands() -> list[str]:
     for block in blocks:
         for command in re.sub(r"\\\n\s*", " ", block).splitlines():
             command = command.split(" #")[0].strip()
+            # the rehearsal's shorthand (docs/operations.md, section 16)
+            command = command.replace("$DEV ", "docker compose -p bme-oracle-dev --profile dev ")
             if command and not command.startswith("#"):
                 commands.append(command)
     return commands
