@@ -36,7 +36,6 @@ from oracle.bitcoin.difficulty import (
     Network,
     bits_to_target,
     calculate_next_work_required,
-    difficulty_from_bits,
     difficulty_from_target,
 )
 from oracle.bme import BmeValue, EpochTarget, bme
@@ -156,6 +155,50 @@ def _floor_ms(seconds: Fraction) -> int:
     return scaled.numerator // scaled.denominator
 
 
+@dataclass(frozen=True, slots=True)
+class _Forecast:
+    change: Fraction  # percent, clamped
+    next_bits: int | None  # known only at lock-in (or without retargeting)
+    adjusted_time_avg_s: Fraction | None  # the sliding window's block interval
+    sliding: bool
+
+
+def _forecast(
+    network: Network, snapshot: ChainSnapshot, *, now: int, blocks_in_epoch: int
+) -> _Forecast:
+    """The difficulty change: 0 (regtest), exact (lock-in), windowed (early) or plain."""
+    if network.no_retargeting:
+        return _Forecast(Fraction(0), snapshot.epoch_bits, None, False)
+    if blocks_in_epoch == EPOCH_BLOCKS - 1:
+        # The tip is the epoch's last block: Core's rule (2015 intervals from the
+        # first to this block, clamp, powLimit, compact) already fixes the bits.
+        next_bits = calculate_next_work_required(
+            network,
+            last_bits=snapshot.tip_bits,
+            first_time=snapshot.epoch_start_time,
+            last_time=snapshot.tip_time,
+            first_bits=snapshot.epoch_bits,
+        )
+        return _Forecast(retarget_percent(snapshot.epoch_bits, next_bits), next_bits, None, False)
+    diff_seconds = max(0, now - snapshot.epoch_start_time)
+    window_time, previous_bits = snapshot.window_start_time, snapshot.previous_epoch_bits
+    if (
+        blocks_in_epoch < SLIDING_WINDOW_BELOW
+        and window_time is not None
+        and previous_bits is not None
+    ):
+        # The window's part in the previous epoch was mined at the previous
+        # difficulty; rescale it to this one by the exact ratio D_e / D_{e-1}.
+        ratio = Fraction(bits_to_target(previous_bits), bits_to_target(snapshot.epoch_bits))
+        adjusted_span = diff_seconds + (snapshot.epoch_start_time - window_time) * ratio
+        change = _change_from_span(adjusted_span, WINDOW_BLOCKS)
+        return _Forecast(change, None, adjusted_span / SLIDING_WINDOW_BELOW, True)
+    # From the epoch's first block to now, the block being mined counted
+    # (blocks_in_epoch + 1 blocks), as mempool does.
+    change = _change_from_span(now - snapshot.epoch_start_time, blocks_in_epoch + 1)
+    return _Forecast(change, None, None, False)
+
+
 def estimate_next_retarget(
     network: Network, snapshot: ChainSnapshot, *, now: int
 ) -> RetargetEstimate:
@@ -177,59 +220,16 @@ def estimate_next_retarget(
     blocks_in_epoch = snapshot.tip_height % EPOCH_BLOCKS
     remaining_blocks = EPOCH_BLOCKS - blocks_in_epoch
     diff_seconds = max(0, now - snapshot.epoch_start_time)
-    previous_percent = (
-        retarget_percent(snapshot.previous_epoch_bits, snapshot.epoch_bits)
-        if snapshot.previous_epoch_bits is not None
-        else None
-    )
     time_avg_s = (
         Fraction(diff_seconds, blocks_in_epoch) if blocks_in_epoch else Fraction(TARGET_SPACING_S)
     )
-    adjusted_time_avg_s = time_avg_s
-    locked_in = blocks_in_epoch == EPOCH_BLOCKS - 1
-    next_bits: int | None = None
-    sliding = (
-        plan.window_start_height is not None
-        and snapshot.window_start_time is not None
-        and snapshot.previous_epoch_bits is not None
-    )
-    if network.no_retargeting:
-        change = Fraction(0)
-        next_bits = snapshot.epoch_bits
-    elif locked_in:
-        next_bits = calculate_next_work_required(
-            network,
-            last_bits=snapshot.tip_bits,
-            first_time=snapshot.epoch_start_time,
-            last_time=snapshot.tip_time,
-            first_bits=snapshot.epoch_bits,
-        )
-        change = retarget_percent(snapshot.epoch_bits, next_bits)
-    elif sliding:
-        assert snapshot.window_start_time is not None and snapshot.previous_epoch_bits is not None
-        # The window's part in the previous epoch was mined at the previous
-        # difficulty; rescale it to this one by the exact ratio D_e / D_{e-1}.
-        ratio = Fraction(
-            bits_to_target(snapshot.previous_epoch_bits), bits_to_target(snapshot.epoch_bits)
-        )
-        time_last_epoch = snapshot.epoch_start_time - snapshot.window_start_time
-        adjusted_span = diff_seconds + time_last_epoch * ratio
-        adjusted_time_avg_s = adjusted_span / SLIDING_WINDOW_BELOW
-        change = _change_from_span(adjusted_span, WINDOW_BLOCKS)
-    else:
-        # Core measures from the first to the last block of the epoch: at the
-        # last block the span ends at its header time, before that at ``now``
-        # with the block being mined counted (blocks_in_epoch + 1).
-        actual_span = now - snapshot.epoch_start_time
-        change = _change_from_span(actual_span, blocks_in_epoch + 1)
+    forecast = _forecast(network, snapshot, now=now, blocks_in_epoch=blocks_in_epoch)
     current_target = bits_to_target(snapshot.epoch_bits)
-    if next_bits is not None:
-        next_target: int | Fraction = bits_to_target(next_bits)
-        next_difficulty = difficulty_from_bits(next_bits)
+    if forecast.next_bits is not None:
+        next_target: int | Fraction = bits_to_target(forecast.next_bits)
     else:
-        next_target = current_target * Fraction(100, 100 + change)
-        next_difficulty = difficulty_from_target(current_target) * (1 + change / 100)
-    adjusted_time_avg_ms = _floor_ms(adjusted_time_avg_s)
+        next_target = current_target * Fraction(100, 100 + forecast.change)
+    adjusted_time_avg_ms = _floor_ms(forecast.adjusted_time_avg_s or time_avg_s)
     remaining_time_ms = remaining_blocks * adjusted_time_avg_ms
     return RetargetEstimate(
         tip_height=snapshot.tip_height,
@@ -244,13 +244,18 @@ def estimate_next_retarget(
         next_retarget_height=snapshot.tip_height + remaining_blocks,
         epoch_start_time=snapshot.epoch_start_time,
         current_bits=snapshot.epoch_bits,
-        current_difficulty=difficulty_from_bits(snapshot.epoch_bits),
-        previous_retarget_percent=previous_percent,
-        difficulty_change_percent=change,
-        estimated_next_difficulty=next_difficulty,
-        locked_in=locked_in and not network.no_retargeting,
-        next_bits=next_bits,
-        used_sliding_window=sliding and not locked_in and not network.no_retargeting,
+        current_difficulty=difficulty_from_target(current_target),
+        previous_retarget_percent=(
+            retarget_percent(snapshot.previous_epoch_bits, snapshot.epoch_bits)
+            if snapshot.previous_epoch_bits is not None
+            else None
+        ),
+        difficulty_change_percent=forecast.change,
+        estimated_next_difficulty=difficulty_from_target(current_target)
+        * (1 + forecast.change / 100),
+        locked_in=forecast.next_bits is not None and not network.no_retargeting,
+        next_bits=forecast.next_bits,
+        used_sliding_window=forecast.sliding,
         time_avg_ms=_floor_ms(time_avg_s),
         adjusted_time_avg_ms=adjusted_time_avg_ms,
         remaining_time_ms=remaining_time_ms,
