@@ -268,7 +268,7 @@ class RetargetWatcher:
         ]
         try:
             while True:
-                tip = await queue.get()
+                tip = await self._next_tip(queue, pumps)
                 tips = [tip]
                 while not queue.empty():  # coalesce a burst of events into one round
                     tips.append(queue.get_nowait())
@@ -280,6 +280,22 @@ class RetargetWatcher:
             for pump in pumps:
                 with contextlib.suppress(asyncio.CancelledError):
                     await pump
+
+    @staticmethod
+    async def _next_tip(queue: asyncio.Queue[Tip], pumps: list[asyncio.Task[None]]) -> Tip:
+        """The next tip; re-raises if a source's event stream died (a bug, not a bad source)."""
+        if not queue.empty():
+            return queue.get_nowait()
+        getter = asyncio.ensure_future(queue.get())
+        try:
+            await asyncio.wait([getter, *pumps], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getter.done():
+                getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        dead = next(p for p in pumps if p.done())
+        raise RuntimeError(f"new-block stream {dead.get_name()} ended") from dead.exception()
 
     async def handle_tips(self, tips: Sequence[Tip]) -> list[WatchEvent]:
         """One round: note the tips, re-check reorgs, observe every pending epoch."""
