@@ -20,6 +20,8 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -42,6 +44,10 @@ class Metrics:
         self.network = network
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # Standard process_* (resident memory, CPU, open fds) and python_info series,
+        # which the global registry would have carried.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         Gauge(
             f"{NAMESPACE}_info", "Static facts about this oracle", ["network"], registry=r
         ).labels(network=network).set(1)

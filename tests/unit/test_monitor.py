@@ -68,6 +68,8 @@ def test_every_pipeline_fact_lands_in_the_exposition() -> None:
     assert metrics.sample("bme_oracle_submissions", {"state": "confirmed"}) == 8
     assert metrics.sample("bme_oracle_gas_used_sum") == 123_456
     assert metrics.sample("bme_oracle_last_published_epoch") == 410
+    assert (metrics.sample("process_resident_memory_bytes") or 0) > 10_000_000  # this process
+    assert "python_info" in families
 
 
 def test_ready_only_when_everything_holds() -> None:
