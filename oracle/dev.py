@@ -51,9 +51,7 @@ class DevStack:
     workdir: Path
     bitcoind: Bitcoind
     anvil: Anvil
-    keystores: list[Path]
-    sender_keystore: Path
-    password: str
+    keys: DevKeys
     contract_address: str = ""
 
 
@@ -65,42 +63,78 @@ def _fresh_workdir(workdir: Path) -> None:
         (workdir / name).unlink(missing_ok=True)
 
 
-def _make_keys(workdir: Path) -> tuple[list[Path], Path, str]:
+@dataclasses.dataclass(frozen=True)
+class DevKeys:
+    """Encrypted keystores of the dev signers and sender, and the file holding their password."""
+
+    signers: list[Path]
+    sender: Path
+    password_file: Path
+
+    @property
+    def password(self) -> str:
+        return self.password_file.read_text(encoding="utf-8")
+
+
+def make_dev_keys(directory: Path, *, signers: int = DEV_SIGNERS) -> DevKeys:
+    """Fresh random keys, each only ever written as an encrypted keystore."""
     from oracle.publish.signing import write_keystore
 
-    keys = workdir / "keys"
-    keys.mkdir(parents=True)
-    password = secrets.token_hex(16)
-    (keys / "password").write_text(password, encoding="utf-8")
+    directory.mkdir(parents=True)
+    password_file = directory / "password"
+    password_file.write_text(secrets.token_hex(16), encoding="utf-8")
+    password = password_file.read_text(encoding="utf-8")
     paths = []
-    for i in range(DEV_SIGNERS + 1):
-        path = keys / (f"signer{i}.json" if i < DEV_SIGNERS else "sender.json")
+    for i in range(signers + 1):
+        path = directory / (f"signer{i}.json" if i < signers else "sender.json")
         write_keystore(path, bytes(Account.create().key), password, kdf_iterations=2**10)
         paths.append(path)
-    return paths[:DEV_SIGNERS], paths[DEV_SIGNERS], password
+    return DevKeys(signers=paths[:signers], sender=paths[signers], password_file=password_file)
 
 
-async def _deploy(stack: DevStack) -> str:
+async def deploy_dev_contract(
+    rpc_url: str, keys: DevKeys, *, threshold: int = DEV_THRESHOLD, network: str = "regtest"
+) -> str:
+    """Fund the sender (anvil_setBalance) and deploy a DifficultyOracle for the dev signers."""
+    from oracle.devnet import json_rpc
     from oracle.publish.contract import connect, deploy_oracle
     from oracle.publish.signing import load_keystore, load_keystores
 
-    sender = load_keystore(stack.sender_keystore, stack.password)
-    signers = load_keystores(stack.keystores, stack.password)
-    stack.anvil.call("anvil_setBalance", sender.address, hex(10**21))
-    w3 = connect(stack.anvil.url)
+    sender = load_keystore(keys.sender, keys.password)
+    signers = load_keystores(keys.signers, keys.password)
+    json_rpc(rpc_url, "anvil_setBalance", [sender.address, hex(10**21)], version="2.0")
+    w3 = connect(rpc_url)
     try:
         return await deploy_oracle(
             w3,
             sender,
             owner=sender.address,
             signers=sorted(s.address for s in signers),
-            threshold=DEV_THRESHOLD,
-            pow_limit=NETWORKS["regtest"].pow_limit,
+            threshold=threshold,
+            pow_limit=NETWORKS[network].pow_limit,
             max_fee_wei=100 * 10**9,
             priority_fee_wei=10**9,
         )
     finally:
         await w3.provider.disconnect()  # type: ignore[attr-defined]
+
+
+def publisher_config(
+    rpc_url: str, contract_address: str, keys: DevKeys, *, chain_id: int = 31337
+) -> PublisherConfig:
+    """``[publisher]`` for a dev stack (the password stays in its file)."""
+    return PublisherConfig(
+        enabled=True,
+        rpc_url=rpc_url,
+        chain_id=chain_id,
+        contract_address=contract_address,
+        keystore_files=tuple(str(p) for p in keys.signers),
+        keystore_password_file=str(keys.password_file),
+        sender_keystore_file=str(keys.sender),
+        replace_after_s=10.0,
+        receipt_confirmations=1,
+        receipt_timeout_s=60.0,
+    )
 
 
 def dev_config(stack: DevStack, *, api_port: int) -> Config:
@@ -117,17 +151,8 @@ def dev_config(stack: DevStack, *, api_port: int) -> Config:
             poll_interval_s=2.0,
         ),
         crosscheck=CrossCheckConfig(quorum=1, confirmations=0, use_checkpoints=False),
-        publisher=PublisherConfig(
-            enabled=True,
-            rpc_url=stack.anvil.url,
-            chain_id=stack.anvil.chain_id,
-            contract_address=stack.contract_address,
-            keystore_files=tuple(str(p) for p in stack.keystores),
-            keystore_password_file=str(stack.workdir / "keys" / "password"),
-            sender_keystore_file=str(stack.sender_keystore),
-            replace_after_s=10.0,
-            receipt_confirmations=1,
-            receipt_timeout_s=60.0,
+        publisher=publisher_config(
+            stack.anvil.url, stack.contract_address, stack.keys, chain_id=stack.anvil.chain_id
         ),
         api=ApiConfig(enabled=True, host="127.0.0.1", port=api_port),
         logging=LoggingConfig(format="console", level="info"),
@@ -184,15 +209,14 @@ async def run_dev(
 
     root = Path(workdir)
     _fresh_workdir(root)
-    keystores, sender_keystore, password = _make_keys(root)
     stack = DevStack(
-        root, Bitcoind(datadir=root / "bitcoind"), Anvil(), keystores, sender_keystore, password
+        root, Bitcoind(datadir=root / "bitcoind"), Anvil(), make_dev_keys(root / "keys")
     )
     driver: asyncio.Task[None] | None = None
     try:
         await asyncio.to_thread(stack.bitcoind.start)
         await asyncio.to_thread(stack.anvil.start)
-        stack.contract_address = await _deploy(stack)
+        stack.contract_address = await deploy_dev_contract(stack.anvil.url, stack.keys)
         config = dev_config(stack, api_port=api_port)
         await migrate.upgrade(config.database.url)
 

@@ -31,7 +31,7 @@ from oracle.crosscheck import Agreed
 from oracle.errors import OracleError, SourceError
 from oracle.instrument import InstrumentedSource
 from oracle.pipeline import Pipeline
-from oracle.sources.base import HeaderSource, build_sources
+from oracle.sources.base import HeaderSource, Tip, build_sources
 from oracle.watcher import RetargetWatcher
 
 log = structlog.get_logger(__name__)
@@ -123,15 +123,38 @@ class Service:
     # -- the passes ------------------------------------------------------------------------
 
     async def _watch(self) -> None:
+        """New blocks from every source -> one pass per burst of tips.
+
+        Each pass lets the watcher observe pending epochs and re-check reorgs,
+        stores what it found, and then publishes whatever has become confirmed,
+        even when the round observed nothing new (confirmations accrue with
+        blocks, not with events).
+        """
         assert self.watcher is not None and self.pipeline is not None
-        async for event in self.watcher.run():
-            if self.stop_event.is_set():
-                return
-            async with self.pass_lock:
-                await self.pipeline.handle(event)
-                self.best_height = self.watcher._best_height
-                if self.best_height is not None:
-                    await self.pipeline.publish_confirmed(self.best_height)
+        queue: asyncio.Queue[Tip] = asyncio.Queue()
+        pumps = [
+            asyncio.create_task(self._pump(s, queue), name=f"pump-{s.name}") for s in self.sources
+        ]
+        try:
+            while not self.stop_event.is_set():
+                tips = [await queue.get()]
+                while not queue.empty():  # coalesce a burst into one pass
+                    tips.append(queue.get_nowait())
+                async with self.pass_lock:
+                    for event in await self.watcher.handle_tips(tips):
+                        await self.pipeline.handle(event)
+                    self.best_height = self.watcher._best_height
+                    if self.best_height is not None:
+                        await self.pipeline.publish_confirmed(self.best_height)
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+
+    @staticmethod
+    async def _pump(source: InstrumentedSource, queue: asyncio.Queue[Tip]) -> None:
+        async for tip in source.new_blocks():
+            await queue.put(tip)
 
     async def publish_pending(self) -> None:
         """Scheduled: retry publication (e.g. after the EVM node was down); flag late epochs."""

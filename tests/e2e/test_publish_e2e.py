@@ -1,0 +1,144 @@
+"""Agreed retargets land on chain: right values, reorgs before confirmation, an EVM node restart.
+
+Real regtest bitcoind, real anvil with the real contract, real Postgres; the
+daemon runs in-process (`Service`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from oracle.bme import EpochTarget, bme
+from oracle.config import Config
+from oracle.dev import deploy_dev_contract, make_dev_keys, publisher_config
+from oracle.publish.contract import OracleContract, connect
+from oracle.service import Service
+from tests.e2e.helpers import WebhookReceiver, daemon_config, running, status_of, wait_for
+from tests.fixtures.anvil import AnvilNode
+from tests.fixtures.bitcoind import BitcoindNode, NodeFactory
+
+pytestmark = [pytest.mark.bitcoind, pytest.mark.anvil, pytest.mark.postgres, pytest.mark.slow]
+OTHER_ADDRESS = "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"
+
+
+async def publishing_config(
+    db_url: str,
+    node: BitcoindNode,
+    anvil: AnvilNode,
+    keys_dir: Path,
+    *,
+    confirmations: int,
+    webhooks: tuple[str, ...] = (),
+) -> tuple[Config, str]:
+    keys = make_dev_keys(keys_dir)
+    address = await deploy_dev_contract(anvil.url, keys)
+    base = daemon_config(db_url, node, quorum=1, confirmations=confirmations, webhooks=webhooks)
+    return dataclasses.replace(base, publisher=publisher_config(anvil.url, address, keys)), address
+
+
+async def on_chain(anvil: AnvilNode, address: str, epoch: int):  # type: ignore[no-untyped-def]
+    w3 = connect(anvil.url)
+    try:
+        return await OracleContract(w3, address).retarget(epoch)
+    finally:
+        await w3.provider.disconnect()  # type: ignore[attr-defined]
+
+
+async def accepted_events(anvil: AnvilNode, address: str) -> list[int]:
+    w3 = connect(anvil.url)
+    try:
+        contract = OracleContract(w3, address).contract
+        logs = await contract.events.ReportAccepted().get_logs(from_block=0)
+        return sorted(int(entry["args"]["epoch"]) for entry in logs)
+    finally:
+        await w3.provider.disconnect()  # type: ignore[attr-defined]
+
+
+async def test_retarget_published_with_right_values(
+    bitcoind_factory: NodeFactory, anvil: AnvilNode, pg_url: str, tmp_path: Path
+) -> None:
+    node = bitcoind_factory()
+    config, address = await publishing_config(pg_url, node, anvil, tmp_path / "k", confirmations=2)
+    service = Service(config)
+    async with running(service):
+        node.mine(2016 + 1)
+        await asyncio.sleep(1)
+        assert await status_of(service, 1) == "agreed"  # 1 block on top, 2 required
+        node.mine(1)
+        await wait_for(lambda: _is(service, 1, "published"), 60, "epoch 1 published")
+        block_hash = node.rpc("getblockhash", 2016)
+        header = node.rpc("getblockheader", block_hash)
+        stored = await on_chain(anvil, address, 1)
+        assert stored.block_hash_hex == block_hash
+        assert stored.bits == int(header["bits"], 16) and stored.time == header["time"]
+        w3 = connect(anvil.url)
+        try:
+            contract = OracleContract(w3, address)
+            expected = bme(14, [EpochTarget.from_bits(1, int(header["bits"], 16))]).fixed
+            assert await contract.bme(14, 1) == expected
+            record = await service.repository.index_value("regtest", 14, 1)
+            assert record.fixed == expected
+        finally:
+            await w3.provider.disconnect()  # type: ignore[attr-defined]
+        assert await accepted_events(anvil, address) == [0, 1]
+
+
+async def test_reorg_before_confirmation_publishes_the_new_block(
+    bitcoind_factory: NodeFactory, anvil: AnvilNode, pg_url: str, tmp_path: Path
+) -> None:
+    node = bitcoind_factory()
+    config, address = await publishing_config(pg_url, node, anvil, tmp_path / "k", confirmations=3)
+    service = Service(config)
+    async with running(service):
+        node.mine(2016)
+        old = node.rpc("getblockhash", 2016)
+        await wait_for(lambda: _is(service, 1, "agreed"), 60, "old block agreed")
+        node.rpc("invalidateblock", old)
+        node.mine(4, address=OTHER_ADDRESS)  # a competing block at 2016, then 3 on top
+        new = node.rpc("getblockhash", 2016)
+        assert new != old
+        await wait_for(lambda: _is(service, 1, "published"), 90, "new block published")
+        assert (await on_chain(anvil, address, 1)).block_hash_hex == new
+        record = await service.repository.get_retarget("regtest", 1)
+        assert record.block_hash_hex == new
+        assert any(o.block_hash_hex == old and o.status == "orphaned" for o in record.others)
+        assert await accepted_events(anvil, address) == [0, 1]
+
+
+async def test_evm_node_restart_holds_then_recovers(
+    bitcoind_factory: NodeFactory,
+    anvil_factory: Callable[..., AnvilNode],
+    pg_url: str,
+    tmp_path: Path,
+) -> None:
+    node = bitcoind_factory()
+    chain = anvil_factory(persistent=True)
+    async with WebhookReceiver() as hooks:
+        config, address = await publishing_config(
+            pg_url, node, chain, tmp_path / "k", confirmations=0, webhooks=(hooks.url,)
+        )
+        service = Service(config)
+        async with running(service):
+            node.mine(2016)
+            await wait_for(lambda: _is(service, 1, "published"), 60, "epoch 1 published")
+            chain.stop()  # state is dumped; the daemon keeps running
+            node.mine(2016)
+            await wait_for(lambda: _is(service, 2, "agreed"), 60, "epoch 2 agreed while EVM down")
+            await wait_for(lambda: _alerted(hooks, "publish_failed"), 60, "publish_failed alert")
+            chain.start()
+            node.mine(1)  # a new block triggers a pass (the 15 s retry job would too)
+            await wait_for(lambda: _is(service, 2, "published"), 90, "epoch 2 after restart")
+        assert await accepted_events(chain, address) == [0, 1, 2]
+
+
+async def _is(service: Service, epoch: int, status: str) -> bool:
+    return await status_of(service, epoch) == status
+
+
+async def _alerted(hooks: WebhookReceiver, kind: str) -> bool:
+    return kind in hooks.kinds()
