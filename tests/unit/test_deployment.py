@@ -867,7 +867,12 @@ def test_guide_names_only_metrics_the_oracle_exports() -> None:
     # The exposition's TYPE lines name each family as scraped (counters with _total);
     # the *_created series are prometheus_client's bookkeeping, not ours.
     families = re.findall(r"^# TYPE (\S+) \S+$", exposition, flags=re.M)
-    names = {n for n in families if not n.endswith("_created")}
+    names = {n for n in families if n.startswith("bme_oracle_") and not n.endswith("_created")}
+    standard = {n.split("_")[0] for n in families if not n.startswith("bme_oracle_")}
+    for prefix in standard:  # process_*, python_info: named as a group
+        assert f"`{prefix}_" in GUIDE.read_text(), (
+            f"the guide does not mention the {prefix}_* metrics"
+        )
     mentioned = set(re.findall(r"\bbme_oracle_[a-z_]+[a-z]", GUIDE.read_text()))
     assert mentioned, "the guide documents no metric"
     unknown = sorted(mentioned - names)
