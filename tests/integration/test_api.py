@@ -540,3 +540,31 @@ async def test_slow_chain_is_answered_with_503_not_a_hang(world: World) -> None:
     async with TestClient(TestServer(app)) as client:
         response = await client.get("/v1/status")
         _assert_error(response.status, await response.json(), 503, "timeout")
+
+
+async def test_status_rereads_when_a_block_arrives_during_the_reads(world: World) -> None:
+    """A new tip between the reads would mix two chains into one estimate: read again."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    class GrowingChain(CsvChain):
+        def __init__(self, tip_height: int, grow_times: int) -> None:
+            super().__init__(tip_height=tip_height)
+            self.grow_times = grow_times
+
+        async def tip(self) -> tuple[int, int]:
+            answer = await super().tip()
+            if self.grow_times:  # the next tip() sees one more block
+                self.grow_times -= 1
+                self.tip_height += 1
+            return answer
+
+    once = build_app(make_context(world.repository, chain=GrowingChain(830027, grow_times=1)))
+    async with TestClient(TestServer(once)) as client:
+        response = await client.get("/v1/status")
+        body = await response.json()
+        assert response.status == 200
+        assert body["tip"]["height"] == 830028  # the settled tip, read consistently
+    always = build_app(make_context(world.repository, chain=GrowingChain(830027, grow_times=100)))
+    async with TestClient(TestServer(always)) as client:
+        response = await client.get("/v1/status")
+        _assert_error(response.status, await response.json(), 503, "chain_moving")
