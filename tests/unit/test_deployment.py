@@ -363,6 +363,17 @@ def test_compose_has_the_services_and_profiles_of_the_design() -> None:
     assert "mainnet" not in profiles["anvil"]
 
 
+def test_third_party_images_are_pinned() -> None:
+    for name, svc in SERVICES.items():
+        if name in oracle_services():
+            continue
+        image = re.sub(r"\$\{\w+:-([^}]+)\}", r"\1", svc["image"])  # the default of ${VAR:-x}
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag not in {"latest", "stable", "nightly"}, (
+            f"{name}: pin a version, got {svc['image']}"
+        )
+
+
 def test_every_oracle_service_runs_the_image_built_from_this_dockerfile() -> None:
     services = oracle_services()
     assert set(services) == {"migrate", "oracle", "oracle-dev"}
