@@ -1043,3 +1043,19 @@ def test_guide_links_and_paths_resolve() -> None:
         assert (ROOT / path).exists() or path in GENERATED, f"guide names {path}, which is missing"
     for path in re.findall(r"`((?:docs|tests|oracle|config)/[\w./-]+)`", text):
         assert (ROOT / path).exists(), f"guide names {path}, which is missing"
+
+
+def test_guide_api_table_matches_the_routes() -> None:
+    table = GUIDE.read_text().split("The API:", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`(/[\w./{}-]*)", table))
+    assert documented, "the guide's API table is missing"
+    served = api_paths()
+    assert documented <= served, f"guide documents unserved paths: {sorted(documented - served)}"
+    assert served <= documented, f"routes missing from the guide: {sorted(served - documented)}"
+
+    def shape(path: str) -> str:
+        return re.sub(r"<\w+>|\{\w+\}", "*", path)
+
+    shapes = {shape(p) for p in served}
+    for path in re.findall(r"localhost:8080(/[\w./{}<>-]*)", GUIDE.read_text()):
+        assert shape(path) in shapes, f"guide: curl of {path}, which the API does not serve"
