@@ -19,7 +19,9 @@ import pytest
 
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS, get_network
 from oracle.crosscheck import Agreed, Insufficient
+from oracle.errors import SourceError, SourceUnavailable
 from oracle.reorg import TIP_LOWER, RetargetOrphaned, TipRegressed
+from oracle.sources.base import SourceWarmingUp
 from oracle.sources.bitcoind import BitcoindSource
 from oracle.sources.rpc import RpcCredentials
 from oracle.watcher import EpochObserved, RetargetWatcher, WatchEvent
@@ -165,6 +167,19 @@ async def test_reorg_across_a_retarget_boundary(bitcoind: BitcoindNode) -> None:
     assert {o.source for o in orphans} == {"zmq", "cookie"}  # both sources saw each reorg
 
 
+async def poll_until_up(source: BitcoindSource, timeout_s: float = 60) -> list[SourceError]:
+    """Errors seen while polling a starting node every 2 ms, until it answers."""
+    errors: list[SourceError] = []
+    async with asyncio.timeout(timeout_s):
+        while True:
+            try:
+                await source.tip()
+                return errors
+            except SourceError as exc:
+                errors.append(exc)
+            await asyncio.sleep(0.002)
+
+
 async def test_node_stopped_and_restarted_under_the_watcher(bitcoind_factory: NodeFactory) -> None:
     node = bitcoind_factory()
     await asyncio.to_thread(node.mine, EPOCH_BLOCKS - 5)
@@ -175,7 +190,10 @@ async def test_node_stopped_and_restarted_under_the_watcher(bitcoind_factory: No
         outcome, results = await watcher.observe_epoch(0)  # the node is down
         assert isinstance(outcome, Insufficient)
         assert {r.kind for r in results} == {"unavailable"}  # type: ignore[union-attr]
-        await asyncio.to_thread(node.start)  # same ports and datadir, new cookie
+        node.start(wait=False)  # same ports and datadir, new cookie; not waiting for RPC
+        errors = await poll_until_up(watcher.sources[0])
+        assert {type(e) for e in errors} <= {SourceUnavailable, SourceWarmingUp}, errors
+        assert any(isinstance(e, SourceWarmingUp) for e in errors)  # RPC -28 while loading
         mined = await asyncio.to_thread(node.mine, 10)
         event = await events.wait_for(agreed_on(1))
     assert isinstance(event, EpochObserved) and isinstance(event.outcome, Agreed)
