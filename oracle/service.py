@@ -28,7 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS, get_network
 from oracle.config import Config
 from oracle.crosscheck import Agreed
-from oracle.errors import OracleError, SourceError
+from oracle.errors import OracleError, PublishError, SourceError
 from oracle.instrument import InstrumentedSource
 from oracle.pipeline import Pipeline
 from oracle.sources.base import HeaderSource, Tip, build_sources
@@ -92,9 +92,11 @@ class Service:
         if config.publisher.enabled:
             from oracle.publishing import build_publisher
 
-            self.publisher = await build_publisher(config, self.repository)
+            self.publisher = await build_publisher(
+                config, self.repository, watchdog=self.monitor.watchdog
+            )
             self.monitor.publisher = self.publisher
-            await self.publisher.reconcile()
+            await self._reconcile()
         self.pipeline = Pipeline(
             network=config.network.name,
             repository=self.repository,
@@ -104,6 +106,23 @@ class Service:
             publisher=self.publisher,
             use_checkpoints=config.crosscheck.use_checkpoints,
         )
+
+    async def _reconcile(self) -> None:
+        """Settle what a previous run left in flight, before any new submission.
+
+        A submission that cannot be resumed (e.g. the crash came before its
+        transaction was stored) is marked abandoned and reported; the pipeline
+        then publishes that epoch afresh. Each failure settles one submission,
+        so the loop is bounded by their number.
+        """
+        assert self.publisher is not None
+        for _ in range(1000):
+            try:
+                await self.publisher.reconcile()
+                return
+            except PublishError as exc:
+                log.warning("reconcile_left_for_pipeline", error=str(exc))
+        raise PublishError("reconcile did not settle after 1000 rounds")
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -165,6 +184,15 @@ class Service:
         if self.publisher is not None:
             await self.monitor.check_publication(self.config.network.name)
 
+    async def poll_peers(self) -> None:
+        """Scheduled with ``[peers]``: collect other operators' signatures; publish when due."""
+        poll = getattr(self.publisher, "poll_peers", None)
+        if poll is None or self.pipeline is None or self.stop_event.is_set():
+            return
+        if await poll() and self.best_height is not None:
+            async with self.pass_lock:
+                await self.pipeline.publish_confirmed(self.best_height)
+
     async def prune_health(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(days=self.config.monitor.health_retention_days)
         removed = await self.repository.prune_health(cutoff)
@@ -206,6 +234,11 @@ class Service:
             (self.poll_tips, max(self.config.bitcoind.poll_interval_s, 5.0)),
             (self.readback, monitor_cfg.readback_interval_s),
             (self.prune_health, 3600.0),
+            *(
+                [(self.poll_peers, self.config.peers.poll_interval_s)]
+                if self.config.peers.urls
+                else []
+            ),
         ):
             scheduler.add_job(
                 job,
