@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 from typing import Any
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 
 from oracle.bitcoin.difficulty import NETWORKS
 from oracle.cli import add_json_flag, emit
@@ -147,7 +147,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 for n in args.aggregator_days
             }
         finally:
-            await w3.provider.disconnect()  # type: ignore[attr-defined]
+            await w3.provider.disconnect()
         return {
             "address": address,
             "chain_id": section.chain_id,
@@ -176,7 +176,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         try:
             return (await OracleContract(w3, config.publisher.contract_address).status()).as_dict()
         finally:
-            await w3.provider.disconnect()  # type: ignore[attr-defined]
+            await w3.provider.disconnect()
 
     status = asyncio.run(run())
     text = "\n".join(

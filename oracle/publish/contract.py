@@ -14,15 +14,17 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.address import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.types import TxParams
 
 from oracle.errors import PublishError, TxRejected
 from oracle.publish.signing import KeystoreAccount, Report
@@ -117,7 +119,7 @@ def revert_from_exception(exc: BaseException) -> ContractReverted | None:
     return None
 
 
-def connect(rpc_url: str, *, timeout_s: float = 10.0) -> AsyncWeb3:
+def connect(rpc_url: str, *, timeout_s: float = 10.0) -> AsyncWeb3[Any]:
     """An AsyncWeb3 on an HTTP JSON-RPC endpoint (the URL is never logged with credentials)."""
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     return AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
@@ -164,7 +166,7 @@ class OracleStatus:
 class OracleContract:
     """Reads and calldata for one deployed DifficultyOracle."""
 
-    def __init__(self, w3: AsyncWeb3, address: str) -> None:
+    def __init__(self, w3: AsyncWeb3[Any], address: str) -> None:
         self.w3 = w3
         self.address = to_checksum_address(address)
         self.contract = w3.eth.contract(address=self.address, abi=load_artifact(ORACLE)["abi"])
@@ -265,13 +267,14 @@ class OracleContract:
 class AggregatorContract:
     """Chainlink-shaped reads of a BmeAggregator."""
 
-    def __init__(self, w3: AsyncWeb3, address: str) -> None:
+    def __init__(self, w3: AsyncWeb3[Any], address: str) -> None:
         self.address = to_checksum_address(address)
         self.contract = w3.eth.contract(address=self.address, abi=load_artifact(AGGREGATOR)["abi"])
 
     async def latest_round_data(self) -> tuple[int, int, int, int, int]:
         try:
-            return tuple(await self.contract.functions.latestRoundData().call())  # type: ignore[return-value]
+            values = await self.contract.functions.latestRoundData().call()
+            return (int(values[0]), int(values[1]), int(values[2]), int(values[3]), int(values[4]))
         except (ContractLogicError, Web3RPCError) as exc:
             raise (revert_from_exception(exc) or PublishError(str(exc))) from exc
 
@@ -283,7 +286,7 @@ class AggregatorContract:
 
 
 async def send_and_wait(
-    w3: AsyncWeb3,
+    w3: AsyncWeb3[Any],
     sender: KeystoreAccount,
     transaction: dict[str, Any],
     *,
@@ -304,7 +307,7 @@ async def send_and_wait(
     tx.setdefault("type", 2)
     try:
         if "gas" not in tx:
-            tx["gas"] = int(await w3.eth.estimate_gas(tx) * 12 // 10)
+            tx["gas"] = int(await w3.eth.estimate_gas(cast(TxParams, tx)) * 12 // 10)
         tx.pop("from")
         raw, _tx_hash = sender.sign_transaction(tx)
         tx_hash = await w3.eth.send_raw_transaction(raw)
@@ -321,11 +324,11 @@ def deployment_data(name: str, *args: Any) -> str:
     artifact = load_artifact(name)
     constructor = next(item for item in artifact["abi"] if item["type"] == "constructor")
     types = [arg["type"] for arg in constructor["inputs"]]
-    return artifact["bytecode"] + abi_encode(types, list(args)).hex()
+    return str(artifact["bytecode"]) + abi_encode(types, list(args)).hex()
 
 
 async def deploy_oracle(
-    w3: AsyncWeb3,
+    w3: AsyncWeb3[Any],
     sender: KeystoreAccount,
     *,
     owner: str,
@@ -354,7 +357,7 @@ async def deploy_oracle(
 
 
 async def deploy_aggregator(
-    w3: AsyncWeb3,
+    w3: AsyncWeb3[Any],
     sender: KeystoreAccount,
     *,
     oracle_address: str,

@@ -19,7 +19,6 @@ from typing import Any
 
 import structlog
 from web3 import AsyncWeb3
-from web3.exceptions import Web3RPCError
 
 from oracle.bitcoin.header import parse_header
 from oracle.config import Config, read_secret
@@ -34,7 +33,7 @@ from oracle.publish.signing import (
     recover_signer,
 )
 from oracle.publish.txmanager import (
-    TRANSIENT_ERRORS,
+    RPC_ERRORS,
     FeePolicy,
     Outcome,
     SubmissionStore,
@@ -53,7 +52,7 @@ class Publisher:
     def __init__(
         self,
         *,
-        w3: AsyncWeb3,
+        w3: AsyncWeb3[Any],
         oracle: OracleContract,
         manager: TxManager,
         signers: Sequence[KeystoreAccount],
@@ -74,7 +73,7 @@ class Publisher:
         """Raise PublishError unless the node answers with the configured chain id."""
         try:
             chain_id = await self.w3.eth.chain_id
-        except (Web3RPCError, *TRANSIENT_ERRORS) as exc:
+        except RPC_ERRORS as exc:
             raise PublishError(f"EVM node unreachable: {type(exc).__name__}") from exc
         if chain_id != self.chain_id:
             raise PublishError(f"EVM node is on chain {chain_id}, configured {self.chain_id}")
@@ -89,7 +88,7 @@ class Publisher:
         return outcomes
 
     async def close(self) -> None:
-        await self.w3.provider.disconnect()  # type: ignore[attr-defined]
+        await self.w3.provider.disconnect()
 
     # -------------------------------------------------------------- publishing
 
@@ -99,7 +98,7 @@ class Publisher:
 
     async def sign(self, report: Report) -> list[ReportSignature]:
         """This host's signatures plus valid collected ones, one per signer."""
-        signatures = {
+        signatures: dict[str, ReportSignature] = {
             s.address: s.sign_report(
                 report, chain_id=self.chain_id, contract_address=self.contract_address
             )

@@ -37,7 +37,8 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import to_checksum_address
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
 
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS
 from oracle.bitcoin.header import Header
@@ -191,7 +192,7 @@ class KeystoreAccount:
     def __init__(self, private_key: bytes) -> None:
         account = Account.from_key(private_key)
         self.__account = account
-        self.address: str = str(account.address)
+        self.address: ChecksumAddress = to_checksum_address(account.address)
 
     def __repr__(self) -> str:
         return f"KeystoreAccount({self.address})"

@@ -61,6 +61,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     OSError,
 )
+#: Any failure of a JSON-RPC round trip (transport or the node's own error answer).
+RPC_ERRORS: tuple[type[BaseException], ...] = (Web3RPCError, *TRANSIENT_ERRORS)
 
 
 # ------------------------------------------------------------------ store protocol
@@ -206,7 +208,7 @@ class TxManager:
     def __init__(
         self,
         *,
-        w3: AsyncWeb3,
+        w3: AsyncWeb3[Any],
         oracle: OracleContract,
         store: SubmissionStore,
         sender: KeystoreAccount,
@@ -465,7 +467,7 @@ class TxManager:
     async def _estimate_gas(self, calldata: bytes) -> int:
         try:
             estimate = await self.w3.eth.estimate_gas(
-                {"from": self.sender.address, "to": self.oracle.address, "data": calldata}  # type: ignore[typeddict-item]
+                {"from": self.sender.address, "to": self.oracle.address, "data": calldata}
             )
         except ContractLogicError as exc:
             raise decode_revert(str(exc.data)) from exc
@@ -557,12 +559,12 @@ class TxManager:
     async def _revert_reason(self, tx_hash: str, receipt: Any) -> ContractReverted:
         """Decode why a mined transaction reverted: the node's trace, else a replay at its block."""
         try:
-            trace = await self.w3.provider.make_request("debug_traceTransaction", [tx_hash, {}])  # type: ignore[arg-type]
+            trace = await self.w3.provider.make_request("debug_traceTransaction", [tx_hash, {}])
             result = trace.get("result") or {}
             data = result.get("returnValue")
             if result.get("failed") and isinstance(data, str) and data:
                 return decode_revert(data if data.startswith("0x") else "0x" + data)
-        except (Web3RPCError, *TRANSIENT_ERRORS):
+        except RPC_ERRORS:
             pass
         tx = await self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
         try:

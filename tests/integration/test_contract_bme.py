@@ -241,7 +241,7 @@ epochs = st.one_of(
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data())
 def test_compute_bme_equals_python_for_any_valid_bits(
@@ -257,7 +257,7 @@ def test_compute_bme_equals_python_for_any_valid_bits(
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(bits=st.one_of(st.integers(0, 2**32 - 1), valid_bits))
 def test_bits_to_target_accepts_and_rejects_exactly_like_python(
@@ -275,7 +275,7 @@ def test_bits_to_target_accepts_and_rejects_exactly_like_python(
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(old_bits=valid_bits, data=st.data())
 def test_permitted_transition_equals_core_rule(
@@ -299,7 +299,7 @@ def test_permitted_transition_equals_core_rule(
 
 
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(epoch=epochs)
 def test_epoch_subsidy_equals_python(oracles: Oracles, epoch: int) -> None:
