@@ -13,6 +13,8 @@ and the service can tell "bad input / bad world" from a bug::
     ├── SourceError
     │   ├── SourceUnavailable  timeout, refused, 5xx, node warming up -> retry with backoff
     │   └── SourceDataError    answered, but malformed or inconsistent -> no retry loop
+    │       (finer kinds: timeout, rate_limited, warming_up, auth, not_found, malformed,
+    │        inconsistent, oversized -- subclasses in oracle/sources/base.py)
     ├── CrossCheckFailed       sources disagree -> nothing final stored, nothing published
     ├── StoreError
     │   ├── StoreUnavailable   database unreachable
