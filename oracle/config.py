@@ -117,6 +117,10 @@ class PublisherConfig:
 
 @dataclass(frozen=True, slots=True)
 class PeersConfig:
+    """Other operators' oracle APIs (``oracle.peers``); empty ``urls``: a single operator.
+
+    This node's own signing keys are ``publisher.keystore_files``."""
+
     urls: tuple[str, ...] = ()
     poll_interval_s: float = 2.0
     timeout_s: float = 3.0
@@ -367,6 +371,24 @@ def validate(config: Config) -> list[str]:
             problems.append(f"service.index_days: {n} is not a positive multiple of 14")
     if not 0 <= config.api.port < 65536:
         problems.append(f"api.port: must be 0..65535 (0 picks a free port), got {config.api.port}")
+    problems.extend(_validate_peers(config))
+    return problems
+
+
+def _validate_peers(config: Config) -> list[str]:
+    peers = config.peers
+    problems = [
+        f"peers.urls[{i}]: must be an http(s) URL, got {redact_url(url)!r}"
+        for i, url in enumerate(peers.urls)
+        if not url.startswith(("http://", "https://"))
+    ]
+    for name in ("poll_interval_s", "timeout_s", "max_response_bytes"):
+        if getattr(peers, name) <= 0:
+            problems.append(f"peers.{name}: must be > 0, got {getattr(peers, name)}")
+    if peers.submit_delay_s < 0:
+        problems.append(f"peers.submit_delay_s: must be >= 0, got {peers.submit_delay_s}")
+    if peers.urls and not config.publisher.enabled:
+        problems.append("peers.urls: peers exchange signatures, so [publisher] must be enabled")
     return problems
 
 

@@ -222,6 +222,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "DisagreementList": _object({"network": _STR, "disagreements": _array(_ref("Disagreement"))}),
+    "Attestation": _object(
+        {
+            "signer": {"type": "string", "pattern": r"^0x[0-9a-fA-F]{40}$"},
+            "report": _object({"epoch": _INT, "block_hash_hex": _HASH, "bits": _INT, "time": _INT}),
+            "signature": {"type": "string", "pattern": r"^0x[0-9a-f]{130}$"},
+        }
+    ),
+    "AttestationList": _object(
+        {
+            "epoch": _INT,
+            "chain_id": _INT,
+            "contract_address": {"type": "string", "pattern": r"^0x[0-9a-fA-F]{40}$"},
+            "attestations": _array(_ref("Attestation")),
+        }
+    ),
 }
 
 _STATUS_TEXT = {

@@ -345,6 +345,39 @@ async def list_disagreements(request: web.Request) -> web.Response:
     )
 
 
+async def get_attestations(request: web.Request) -> web.Response:
+    """This node's own signatures over the report of an epoch (for the other operators).
+
+    Only signatures this node made after its own quorum and header checks agreed
+    (``oracle.peers``); signatures are public, keys never leave the node."""
+    from oracle.peers.coordinator import SELF
+    from oracle.peers.wire import SignedReport, attestation_body
+
+    ctx = _context(request)
+    epoch = parse_non_negative(request.match_info["epoch"], "epoch", maximum=MAX_EPOCH)
+    publisher = ctx.config.publisher
+    if not publisher.enabled or not publisher.contract_address:
+        raise ApiError(404, "not_found", "this oracle does not sign reports (no [publisher])")
+    records = await ctx.repository.attestations_for_epoch(
+        publisher.chain_id, publisher.contract_address, epoch
+    )
+    items = [
+        SignedReport.from_json(
+            {"signer": r.signer, "report": r.report, "signature": r.signature_hex}
+        )
+        for r in records
+        if r.source == SELF
+    ]
+    return json_response(
+        attestation_body(
+            epoch,
+            chain_id=publisher.chain_id,
+            contract_address=publisher.contract_address,
+            items=items,
+        )
+    )
+
+
 # -- the table ---------------------------------------------------------------------------------
 
 _EPOCH_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH}
@@ -466,5 +499,16 @@ ROUTES: tuple[Route, ...] = (
                 "Only this kind.",
             ),
         ),
+    ),
+    Route(
+        "/v1/attestations/{epoch}",
+        get_attestations,
+        "getAttestations",
+        "This node's signatures over the report of an epoch, for the other operators",
+        "AttestationList",
+        errors=(400, 404, 503),
+        params=(Param("epoch", "path", _EPOCH_SCHEMA, "Epoch number (height // 2016).", True),),
+        description="Empty until this node's own quorum agreed and it signed; 404 when the "
+        "node does not sign reports.",
     ),
 )
