@@ -451,6 +451,13 @@ async def test_designated_submitter_killed_before_submitting(cluster: Cluster) -
     await asyncio.to_thread(cluster.bitcoind.mine, 2016)
     mined_at = time.monotonic()
     await wait_for(doomed_signed, 30, "the designated submitter signed epoch 1")
+
+    async def collected_from_doomed() -> bool:
+        collected = await cluster.attestations(second, 1)
+        return doomed.signer.address.lower() in {a.signer for a in collected}
+
+    await wait_for(collected_from_doomed, 30, "its signature collected by the next operator")
+    assert not await cluster.on_chain(1)  # nobody has submitted yet
     assert doomed.proc is not None
     doomed.proc.send_signal(signal.SIGKILL)
     doomed.proc.wait()
@@ -471,9 +478,6 @@ async def test_designated_submitter_killed_before_submitting(cluster: Cluster) -
     await asyncio.sleep(delay_s + 1)  # the third operator's turn passes: still one report
     assert len((await cluster.accepted())[1]) == 1
     assert len(await cluster.contract_transactions()) == 2  # epochs 0 and 1, nothing else
-    # the dead node's signature had been collected by the others
-    collected = await cluster.attestations(second, 1)
-    assert doomed.signer.address.lower() in {a.signer for a in collected}
 
 
 # ---------------------------------------------------------------- tests: in-process daemons
@@ -543,9 +547,9 @@ class FakePeer:
 
         app = web.Application()
         app.router.add_get("/v1/attestations/{epoch}", handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=0.1)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
         return self
