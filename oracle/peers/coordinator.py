@@ -6,18 +6,19 @@ is configured. ``oracle.publishing.build_publisher`` then returns a
 read-back use it unchanged) whose ``publish_epoch`` first asks the
 ``Coordinator``:
 
-1. Is the epoch already on chain? Then the publisher records it (the contract
-   is the only source of truth for "done").
-2. Sign the report with this node's authorised keys and store the signature
+1. Sign the report with this node's authorised keys and store the signature
    (``source = "self"``) — only here, and ``publish_epoch`` is only called for
    epochs the pipeline stored as agreed by its own quorum and header checks,
    with enough confirmations. The API serves it at ``/v1/attestations/{epoch}``.
-3. Count valid signatures over exactly this report: ours plus peers' stored
-   ones whose signer the contract authorises *now*. Fewer than ``threshold``
-   -> ``PublishDeferred`` (the pipeline retries quietly).
-4. Whose turn is it (``signers.submit_rank``)? Rank 0 submits at once; rank k
+2. Count valid signatures over exactly this report: ours plus peers' stored
+   ones whose signer the contract authorises *now* (short of ``threshold``, the
+   peers are asked at once, waiting at most ``INLINE_WAIT_S``).
+3. Whose turn is it (``signers.submit_rank``)? Rank 0 submits at once; rank k
    waits ``k x submit_delay_s`` from the moment this node first held the
    threshold, then submits unless the contract has the epoch by then.
+4. Not submitting now? If the contract already has the epoch, the publisher
+   records it (the contract is the only source of truth for "done");
+   otherwise ``PublishDeferred`` says why and the pipeline retries quietly.
 
 ``poll()`` runs as a scheduled job: for each agreed epoch this node has
 signed, it asks every peer (``client.PeerClient``) in a background task per
@@ -53,6 +54,10 @@ log = structlog.get_logger(__name__)
 SELF = "self"
 #: At most this many unpublished epochs are polled at once (publication is oldest first).
 MAX_PENDING_EPOCHS = 8
+#: How long a publication pass short of signatures waits for the peers it asks at once.
+INLINE_WAIT_S = 0.25
+#: How long the contract's signer set is reused before it is read again.
+SIGNER_SET_TTL_S = 2.0
 #: Refusals that mean another operator's report got in first.
 ALREADY_STORED = frozenset({"EpochAlreadyStored", "ReportAlreadyAccepted"})
 
@@ -90,6 +95,18 @@ class Coordinator:
         self._conflicts: set[tuple[str, str, Report]] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._unauthorised_warned: set[str] = set()
+        self._signer_set: tuple[float, SignerSet] | None = None
+        # Signing and recovering EIP-712 signatures costs milliseconds each; remember them.
+        self._attested: set[Report] = set()
+        self._recovered: dict[tuple[Report, str], str] = {}
+
+    async def signer_set(self) -> SignerSet:
+        """The contract's signers and threshold, re-read at most every ``SIGNER_SET_TTL_S``
+        (a rotation on chain is seen within that; the contract re-checks at submit)."""
+        now = self.clock()
+        if self._signer_set is None or now - self._signer_set[0] > SIGNER_SET_TTL_S:
+            self._signer_set = (now, await read_signer_set(self.publisher.oracle))
+        return self._signer_set[1]
 
     def bind(self, publisher: Publisher) -> None:
         self._publisher = publisher
@@ -119,8 +136,10 @@ class Coordinator:
                 log.warning("own_signer_not_authorised", signer=account.address)
         return accounts
 
-    async def attest(self, report: Report, signer_set: SignerSet) -> list[ReportSignature]:
+    async def attest(self, report: Report, signer_set: SignerSet) -> None:
         """Sign ``report`` with this node's authorised keys and store the signatures."""
+        if report in self._attested:
+            return  # signed and stored already by this process
         publisher = self.publisher
         signatures = [
             account.sign_report(
@@ -145,7 +164,7 @@ class Coordinator:
                     block=report.block_hash_hex,
                     signer=signature.signer,
                 )
-        return signatures
+        self._attested.add(report)
 
     async def peer_signatures(self, report: Report, signer_set: SignerSet) -> list[ReportSignature]:
         """Stored peer signatures over exactly ``report`` by currently authorised signers
@@ -160,20 +179,30 @@ class Coordinator:
             if record.source == SELF or dict(record.report) != wanted:
                 continue
             signature = bytes.fromhex(record.signature_hex.removeprefix("0x"))
-            signer = recover_signer(
-                report,
-                signature,
-                chain_id=publisher.chain_id,
-                contract_address=publisher.contract_address,
-            )
+            signer = self._recover(report, signature)
             if signer in own or signer not in signer_set or signer.lower() != record.signer:
                 continue
             found.setdefault(signer, ReportSignature(signer=signer, signature=signature))
         return [found[s] for s in sorted(found, key=lambda a: int(a, 16))]
 
+    def _recover(self, report: Report, signature: bytes) -> str:
+        key = (report, signature.hex())
+        signer = self._recovered.get(key)
+        if signer is None:
+            signer = recover_signer(
+                report,
+                signature,
+                chain_id=self.publisher.chain_id,
+                contract_address=self.publisher.contract_address,
+            )
+            if len(self._recovered) > 10_000:  # bounded: peers cannot grow it without end
+                self._recovered.clear()
+            self._recovered[key] = signer
+        return signer
+
     async def collected(self, report: Report) -> Sequence[ReportSignature]:
         """``Publisher.sign``'s hook: just enough peer signatures to reach the threshold."""
-        signer_set = await read_signer_set(self.publisher.oracle)
+        signer_set = await self.signer_set()
         needed = max(signer_set.threshold - len(self._own_authorised(signer_set)), 0)
         return (await self.peer_signatures(report, signer_set))[:needed]
 
@@ -182,23 +211,33 @@ class Coordinator:
     async def ready_to_submit(self, epoch: int, raw_header: bytes) -> None:
         """Return when this node should hand the epoch to the publisher now; otherwise raise
         ``PublishDeferred`` saying why (too few signatures, or another operator's turn)."""
-        publisher = self.publisher
-        report = publisher.report_for(epoch, raw_header)
-        if await publisher.oracle.retarget(epoch) is not None:
+        report = self.publisher.report_for(epoch, raw_header)
+        signer_set = await self.signer_set()
+        await self.attest(report, signer_set)
+        held = await self._held(report, signer_set)
+        if held < signer_set.threshold:
+            # Ask the peers now rather than at the next scheduled poll: when this node is the
+            # last to sign, the others' signatures are already there. Slow peers are not
+            # waited for beyond INLINE_WAIT_S (their answers are still kept when they come).
+            await self._gather([report], signer_set, wait_s=INLINE_WAIT_S)
+            held = await self._held(report, signer_set)
+        if held >= signer_set.threshold and self._wait_s(report, signer_set) <= 0:
+            return
+        if await self.publisher.oracle.retarget(epoch) is not None:
             return  # on chain already: the publisher records it (or refuses a rival block)
-        signer_set = await read_signer_set(publisher.oracle)
-        own = await self.attest(report, signer_set)
-        held = len(own) + len(await self.peer_signatures(report, signer_set))
         if held < signer_set.threshold:
             raise PublishDeferred(
                 f"epoch {epoch}: {held} of {signer_set.threshold} signatures so far"
             )
-        wait_s = self._wait_s(report, signer_set)
-        if wait_s > 0:
-            raise PublishDeferred(
-                f"epoch {epoch}: {signer_set.designated(epoch)} submits first; "
-                f"our turn in {wait_s:.1f} s unless the contract has it by then"
-            )
+        raise PublishDeferred(
+            f"epoch {epoch}: {signer_set.designated(epoch)} submits first; our turn in "
+            f"{self._wait_s(report, signer_set):.1f} s unless the contract has it by then"
+        )
+
+    async def _held(self, report: Report, signer_set: SignerSet) -> int:
+        """Valid signatures over ``report`` this node holds (its own plus peers')."""
+        own = len(self._own_authorised(signer_set))
+        return own + len(await self.peer_signatures(report, signer_set))
 
     def _wait_s(self, report: Report, signer_set: SignerSet) -> float:
         """Seconds until this node's turn to submit (threshold already held)."""
@@ -221,10 +260,16 @@ class Coordinator:
             pending = await self._pending()
             if not pending:
                 return False
-            signer_set = await read_signer_set(self.publisher.oracle)
+            signer_set = await self.signer_set()
         except OracleError as exc:
             log.warning("peer_poll_skipped", error=str(exc), error_type=type(exc).__name__)
             return False
+        await self._gather(pending, signer_set, wait_s=self.poll_wait_s)
+        return await self._due(pending[0], signer_set)
+
+    async def _gather(self, pending: list[Report], signer_set: SignerSet, *, wait_s: float) -> None:
+        """Ask every peer that is not backing off and not already being asked, each in its
+        own task; wait at most ``wait_s`` for them (later answers are processed anyway)."""
         now = self.clock()
         for peer in self.client.peers:
             if peer.url in self._tasks or not peer.ready(now):
@@ -233,8 +278,7 @@ class Coordinator:
             self._tasks[peer.url] = task
             task.add_done_callback(self._forget(peer.url))
         if self._tasks:
-            await asyncio.wait(list(self._tasks.values()), timeout=self.poll_wait_s)
-        return await self._due(pending[0], signer_set)
+            await asyncio.wait(list(self._tasks.values()), timeout=wait_s)
 
     def _forget(self, url: str) -> Callable[[asyncio.Task[None]], None]:
         def done(_task: asyncio.Task[None]) -> None:
@@ -252,24 +296,27 @@ class Coordinator:
             if record is None or not record.raw_header:
                 continue
             report = publisher.report_for(epoch, record.raw_header)
+            if report in self._attested:
+                reports.append(report)
+                continue
             stored = await self.repository.attestations_for_epoch(
                 publisher.chain_id, publisher.contract_address, epoch
             )
             if any(r.source == SELF and dict(r.report) == report.as_dict() for r in stored):
+                self._attested.add(report)
                 reports.append(report)
         return reports
 
     async def _due(self, report: Report, signer_set: SignerSet) -> bool:
+        """Our turn with the threshold held (checked first: no chain read), or on chain."""
+        held = await self._held(report, signer_set)
+        if held >= signer_set.threshold and self._wait_s(report, signer_set) <= 0:
+            return True
         try:
-            if await self.publisher.oracle.retarget(report.epoch) is not None:
-                return True
+            return await self.publisher.oracle.retarget(report.epoch) is not None
         except OracleError as exc:
             log.warning("peer_poll_chain_read_failed", error=str(exc))
             return False
-        held = len(self._own_authorised(signer_set)) + len(
-            await self.peer_signatures(report, signer_set)
-        )
-        return held >= signer_set.threshold and self._wait_s(report, signer_set) <= 0
 
     async def _poll_peer(self, peer: Peer, pending: list[Report], signer_set: SignerSet) -> None:
         publisher = self.publisher
@@ -296,12 +343,7 @@ class Coordinator:
     ) -> None:
         """Keep a valid signature over our report; report one over a different report."""
         publisher = self.publisher
-        recovered = recover_signer(
-            entry.report,
-            entry.signature,
-            chain_id=publisher.chain_id,
-            contract_address=publisher.contract_address,
-        )
+        recovered = self._recover(entry.report, entry.signature)
         if recovered != entry.signer:
             log.warning(
                 "peer_signature_invalid", peer=peer.label, claimed=entry.signer, recovered=recovered

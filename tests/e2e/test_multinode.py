@@ -286,17 +286,12 @@ shutdown_timeout_s = 5.0
             await repository.close()
 
 
-@pytest_asyncio.fixture
-async def cluster(
-    bitcoind_factory: NodeFactory,
-    anvil_factory: Callable[..., AnvilNode],
-    tmp_path: Path,
-) -> AsyncIterator[Cluster]:
-    """A fresh bitcoind, anvil, contract (3 signers, threshold 2) and three operators."""
-    node = bitcoind_factory()
-    anvil = anvil_factory()
-    paths = make_keystores(tmp_path / "keys", 7)
-    password_file = tmp_path / "keys" / "password"
+async def make_cluster(node: BitcoindNode, anvil: AnvilNode, workdir: Path) -> Cluster:
+    """Keys, a funded contract (3 signers, threshold 2) and three migrated databases.
+
+    Shared with ``benchmarks/bench_multinode.py``; ``close_cluster`` undoes it."""
+    paths = make_keystores(workdir / "keys", 7)
+    password_file = workdir / "keys" / "password"
     password_file.write_text(KEYSTORE_PASSWORD, encoding="utf-8")
     accounts = [load_keystore(path, KEYSTORE_PASSWORD) for path in paths]
     deployer = accounts[0]
@@ -325,26 +320,40 @@ async def cluster(
             sender_keystore=paths[4 + i],
             db_name=names[i],
             api_port=free_port(),
-            workdir=tmp_path,
+            workdir=workdir,
         )
         for i in range(3)
     ]
-    world = Cluster(
+    return Cluster(
         bitcoind=node,
         anvil=anvil,
         contract_address=address,
         operators=operators,
         password_file=password_file,
-        workdir=tmp_path,
+        workdir=workdir,
         oracle=OracleContract(w3, address),
     )
+
+
+async def close_cluster(cluster: Cluster) -> None:
+    cluster.stop_processes()
+    await cluster.oracle.w3.provider.disconnect()  # type: ignore[attr-defined]
+    for op in cluster.operators:
+        await drop_database(op.db_name)
+
+
+@pytest_asyncio.fixture
+async def cluster(
+    bitcoind_factory: NodeFactory,
+    anvil_factory: Callable[..., AnvilNode],
+    tmp_path: Path,
+) -> AsyncIterator[Cluster]:
+    """A fresh bitcoind, anvil, contract (3 signers, threshold 2) and three operators."""
+    world = await make_cluster(bitcoind_factory(), anvil_factory(), tmp_path)
     try:
         yield world
     finally:
-        world.stop_processes()
-        await w3.provider.disconnect()  # type: ignore[attr-defined]
-        for name in names:
-            await drop_database(name)
+        await close_cluster(world)
 
 
 async def _wait_http(op: Operator, cluster: Cluster, timeout_s: float = 60.0) -> None:
