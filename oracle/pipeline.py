@@ -104,8 +104,12 @@ class Pipeline:
             )
         return PassSummary()
 
-    async def on_observed(self, observed: EpochObserved) -> PassSummary:
-        """Store what every source said, then act on the outcome."""
+    async def on_observed(self, observed: EpochObserved, *, index: bool = True) -> PassSummary:
+        """Store what every source said, then act on the outcome.
+
+        ``index=False`` leaves the indices to the caller (replay recomputes them
+        once for the whole range instead of once per epoch).
+        """
         repo = self.repository
         epoch = observed.epoch
         with structlog.contextvars.bound_contextvars(
@@ -125,7 +129,8 @@ class Pipeline:
                     raw_header=outcome.header,
                     sources=outcome.sources,
                 )
-                await self.update_indices(from_epoch=epoch)
+                if index:
+                    await self.update_indices(from_epoch=epoch)
                 log.info(
                     "epoch_agreed",
                     block=outcome.block_hash_hex,
