@@ -396,14 +396,17 @@ async def test_three_daemons_publish_each_epoch_once_with_two_of_three(cluster: 
     await asyncio.gather(*(_wait_http(op, cluster) for op in cluster.operators))
     try:
         await wait_for(lambda: cluster.on_chain(0), 60, "epoch 0 on chain")
+        await wait_for(
+            lambda: _published_everywhere(cluster, 0, cluster.operators), 30, "epoch 0 recorded"
+        )
+        # Epoch 0 is handled while the daemons are still starting (one may come up more than
+        # submit_delay_s after the others), so the strict claims are made on epoch 1.
+        before = len(await cluster.contract_transactions())
         await asyncio.to_thread(cluster.bitcoind.mine, 2016)
         await wait_for(lambda: cluster.on_chain(1), 60, "epoch 1 on chain")
-        for epoch in (0, 1):
-            await wait_for(
-                lambda e=epoch: _published_everywhere(cluster, e, cluster.operators),  # type: ignore[misc]
-                30,
-                f"epoch {epoch} recorded as published by all three",
-            )
+        await wait_for(
+            lambda: _published_everywhere(cluster, 1, cluster.operators), 30, "epoch 1 recorded"
+        )
     except AssertionError:
         raise AssertionError(cluster.logs()) from None
     accepted = await cluster.accepted()
@@ -416,7 +419,8 @@ async def test_three_daemons_publish_each_epoch_once_with_two_of_three(cluster: 
         )
         sender, signers = await cluster.submission(epoch)
         # the designated operator submitted at once, with exactly threshold signatures
-        assert sender == cluster.designated(epoch).sender.address
+        if epoch == 1:
+            assert sender == cluster.designated(epoch).sender.address
         assert len(signers) == THRESHOLD and set(signers) <= signer_set
         assert signers == sorted(signers, key=lambda a: int(a, 16))
         # every node serves its own signature, and only that, over the agreed report
@@ -428,9 +432,9 @@ async def test_three_daemons_publish_each_epoch_once_with_two_of_three(cluster: 
             assert item["report"]["block_hash_hex"] == on_chain.block_hash_hex
             assert "key" not in json.dumps(body).lower()
     # the waiting operators stopped once the contract had the epoch: after all their turns,
-    # the contract has received exactly one transaction per epoch (nobody paid gas twice)
+    # the contract has received exactly one transaction for epoch 1 (nobody paid gas twice)
     await asyncio.sleep(2 * 2.0 + 1)
-    assert len(await cluster.contract_transactions()) == 2
+    assert len(await cluster.contract_transactions()) == before + 1
     cluster.stop_processes()
     for op in cluster.operators:
         text = op.log_path.read_text()
@@ -452,6 +456,7 @@ async def test_designated_submitter_killed_before_submitting(cluster: Cluster) -
         cluster.start_process(op, peers=peers, submit_delay_s=delay_s)
     await asyncio.gather(*(_wait_http(op, cluster) for op in cluster.operators))
     await wait_for(lambda: cluster.on_chain(0), 60, "epoch 0 on chain")
+    before = len(await cluster.contract_transactions())
 
     async def doomed_signed() -> bool:
         _status, body = await _get_json(f"{doomed.url}/v1/attestations/1")
@@ -486,7 +491,7 @@ async def test_designated_submitter_killed_before_submitting(cluster: Cluster) -
     )
     await asyncio.sleep(delay_s + 1)  # the third operator's turn passes: still one report
     assert len((await cluster.accepted())[1]) == 1
-    assert len(await cluster.contract_transactions()) == 2  # epochs 0 and 1, nothing else
+    assert len(await cluster.contract_transactions()) == before + 1  # one for epoch 1
 
 
 # ---------------------------------------------------------------- tests: in-process daemons
