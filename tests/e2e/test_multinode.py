@@ -29,9 +29,11 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from eth_account import Account
 
 from oracle import config as config_module
 from oracle.bitcoin.difficulty import NETWORKS
+from oracle.monitor.alerts import webhook_label
 from oracle.publish.contract import OracleContract, connect, deploy_oracle
 from oracle.publish.signing import (
     KeystoreAccount,
@@ -573,21 +575,24 @@ class FakePeer:
         await self._runner.cleanup()
 
 
-def _forger(cluster: Cluster, key: KeystoreAccount) -> Callable[[web.Request], Any]:
-    """Signs, with an authorised key, a report whose block hash is not the real one."""
+def _signing_peer(
+    cluster: Cluster, key: KeystoreAccount, *, forge: bool, claim: str | None = None
+) -> Callable[[web.Request], Any]:
+    """Serves ``key``'s signature over the real report of the epoch, or (``forge``) over one
+    whose block hash is not the real one; ``claim`` names another signer than ``key``."""
 
     async def behave(request: web.Request) -> web.Response:
         epoch = int(request.match_info["epoch"])
         real = await asyncio.to_thread(_block_hash, cluster.bitcoind, epoch)
         header = await asyncio.to_thread(cluster.bitcoind.rpc, "getblockheader", real)
-        forged = Report(
+        report = Report(
             epoch=epoch,
-            block_hash_hex=real[:-1] + ("0" if real[-1] != "0" else "1"),
+            block_hash_hex=real[:-1] + ("0" if real[-1] != "0" else "1") if forge else real,
             bits=int(header["bits"], 16),
             time=int(header["time"]),
         )
         signature = key.sign_report(
-            forged, chain_id=CHAIN_ID, contract_address=cluster.contract_address
+            report, chain_id=CHAIN_ID, contract_address=cluster.contract_address
         )
         body = {
             "epoch": epoch,
@@ -595,8 +600,8 @@ def _forger(cluster: Cluster, key: KeystoreAccount) -> Callable[[web.Request], A
             "contract_address": cluster.contract_address,
             "attestations": [
                 {
-                    "signer": key.address,
-                    "report": forged.as_dict(),
+                    "signer": claim or key.address,
+                    "report": report.as_dict(),
                     "signature": "0x" + signature.signature.hex(),
                 }
             ],
@@ -610,7 +615,10 @@ async def test_a_peer_signing_a_forged_report_is_detected_and_the_honest_report_
     cluster: Cluster,
 ) -> None:
     honest_a, honest_b, forging = cluster.operators
-    async with WebhookReceiver() as hooks, FakePeer(_forger(cluster, forging.signer)) as forger:
+    async with (
+        WebhookReceiver() as hooks,
+        FakePeer(_signing_peer(cluster, forging.signer, forge=True)) as forger,
+    ):
         services = [
             cluster.service(
                 op,
@@ -687,14 +695,18 @@ async def test_peers_down_slow_garbage_or_oversized_do_not_disturb_the_others(
         return response
 
     dead = f"http://127.0.0.1:{free_port()}"
+    outsider = KeystoreAccount(bytes(Account.create().key))  # not a signer of the contract
+    claimed = cluster.operators[0].signer.address
     async with (
         FakePeer(slow) as slow_peer,
         FakePeer(garbage) as garbage_peer,
         FakePeer(wrong_shape) as shape_peer,
         FakePeer(oversized) as big_peer,
+        FakePeer(_signing_peer(cluster, outsider, forge=True)) as stranger,
+        FakePeer(_signing_peer(cluster, outsider, forge=False, claim=claimed)) as impostor,
     ):
         bad = [dead, slow_peer.url, garbage_peer.url, shape_peer.url, big_peer.url]
-        cluster.extra_peers = bad
+        cluster.extra_peers = [*bad, stranger.url, impostor.url]
         services = [cluster.service(op, submit_delay_s=1.0) for op in cluster.operators]
         async with running(services[0]), running(services[1]), running(services[2]):
             await wait_for(lambda: cluster.on_chain(0), 60, "epoch 0 on chain")
@@ -713,6 +725,18 @@ async def test_peers_down_slow_garbage_or_oversized_do_not_disturb_the_others(
                     if op.service is not service:
                         assert peers[op.url].failures == 0
             assert slow_peer.requests and garbage_peer.requests and big_peer.requests
+            assert stranger.requests and impostor.requests
+            for service in services:  # well-formed but worthless signatures: not kept, no
+                # conflict (a non-signer's report is no evidence; an impostor's fails recovery)
+                for epoch in (0, 1):
+                    kept = await service.repository.attestations_for_epoch(
+                        CHAIN_ID, cluster.contract_address, epoch
+                    )
+                    assert {a.signer for a in kept} <= {
+                        op.signer.address.lower() for op in cluster.operators
+                    }
+                    assert all(a.source != webhook_label(impostor.url) for a in kept)
+                assert not await service.repository.list_disagreements("regtest")
     # the slow peer (10 s) and the others never held publication up
     assert landed_s < 8.0, landed_s
     accepted = await cluster.accepted()
