@@ -378,8 +378,10 @@ class Coordinator:
             return
         self._conflicts.add(key)
         publisher = self.publisher
-        own = self._own_authorised(signer_set)[0]
-        mine = own.sign_report(
+        own_keys = self._own_authorised(signer_set)
+        if not own_keys:  # unreachable: without an authorised key nothing is polled
+            return
+        mine = own_keys[0].sign_report(
             ours, chain_id=publisher.chain_id, contract_address=publisher.contract_address
         )
         disagreement_id = await self.repository.record_conflicting_attestation(
