@@ -379,7 +379,7 @@ class Coordinator:
         self._conflicts.add(key)
         publisher = self.publisher
         own_keys = self._own_authorised(signer_set)
-        if not own_keys:  # unreachable: without an authorised key nothing is polled
+        if not own_keys:  # our key was rotated out meanwhile: we no longer vouch for anything
             return
         mine = own_keys[0].sign_report(
             ours, chain_id=publisher.chain_id, contract_address=publisher.contract_address
