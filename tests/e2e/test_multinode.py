@@ -104,6 +104,7 @@ class Cluster:
     password_file: Path
     workdir: Path
     oracle: OracleContract
+    owner: KeystoreAccount
     extra_peers: list[str] = field(default_factory=list)
 
     def by_signer(self, address: str) -> Operator:
@@ -334,6 +335,7 @@ async def make_cluster(node: BitcoindNode, anvil: AnvilNode, workdir: Path) -> C
         password_file=password_file,
         workdir=workdir,
         oracle=OracleContract(w3, address),
+        owner=deployer,
     )
 
 
@@ -741,3 +743,32 @@ async def test_peers_down_slow_garbage_or_oversized_do_not_disturb_the_others(
     assert landed_s < 8.0, landed_s
     accepted = await cluster.accepted()
     assert sorted(accepted) == [0, 1] and all(len(v) == 1 for v in accepted.values())
+
+
+async def test_signer_rotated_out_on_chain_stops_counting_everywhere(cluster: Cluster) -> None:
+    """The owner removes one operator's signer on chain: the nodes follow the contract (its
+    node stops signing, the others stop counting it, turns are over the 2 left), no restart."""
+    from oracle.publish.contract import send_and_wait
+
+    kept_a, kept_b, removed = cluster.operators
+    services = [cluster.service(op, submit_delay_s=1.0) for op in cluster.operators]
+    async with running(services[0]), running(services[1]), running(services[2]):
+        await wait_for(lambda: cluster.on_chain(0), 60, "epoch 0 on chain")
+        data = cluster.oracle.contract.encode_abi("removeSigner", args=[removed.signer.address])
+        await send_and_wait(
+            cluster.oracle.w3,
+            cluster.owner,
+            {"to": cluster.contract_address, "data": data},
+            max_fee_wei=100 * 10**9,
+            priority_fee_wei=10**9,
+        )
+        await asyncio.sleep(2.5)  # the nodes re-read the signer set (SIGNER_SET_TTL_S)
+        await asyncio.to_thread(cluster.bitcoind.mine, 2016)
+        await wait_for(lambda: cluster.on_chain(1), 60, "epoch 1 on chain")
+        status, body = await _get_json(f"{removed.url}/v1/attestations/1")
+        assert status == 200 and body["attestations"] == []  # its key no longer counts
+    sender, signers = await cluster.submission(1)
+    assert sorted(signers) == sorted([kept_a.signer.address, kept_b.signer.address])
+    remaining = sorted((kept_a, kept_b), key=lambda op: int(op.signer.address, 16))
+    assert sender == remaining[1 % 2].sender.address  # turns over the two signers left
+    assert len((await cluster.accepted())[1]) == 1
