@@ -164,7 +164,8 @@ class Coordinator:
                     block=report.block_hash_hex,
                     signer=signature.signer,
                 )
-        self._attested.add(report)
+        if signatures:  # with no authorised key yet, sign once one is authorised
+            self._attested.add(report)
 
     async def peer_signatures(self, report: Report, signer_set: SignerSet) -> list[ReportSignature]:
         """Stored peer signatures over exactly ``report`` by currently authorised signers
