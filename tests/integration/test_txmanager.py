@@ -265,7 +265,8 @@ async def test_fee_cap_is_never_exceeded(rig: Rig) -> None:
 
 async def test_dropped_transaction_is_resent_as_the_same_bytes(rig: Rig) -> None:
     rig.automine(False)
-    task = asyncio.create_task(rig.submit(rig.manager()))
+    # long replace_after_s: a loaded machine must not turn this into the replacement path
+    task = asyncio.create_task(rig.submit(rig.manager(replace(FAST, replace_after_s=60.0))))
     await wait_until(lambda: _is(rig.state, "broadcast"), "the broadcast")
     (tx,) = await rig.txs()
     assert rig.node.call("eth_getTransactionByHash", tx.tx_hash) is not None
@@ -296,7 +297,10 @@ async def test_node_restart_while_waiting_for_the_receipt(
 
 async def _restart_scenario(rig: Rig, node: AnvilNode) -> None:
     rig.automine(False)
-    task = asyncio.create_task(rig.submit(rig.manager()))
+    # Replacement is another path (tested above); under load a restart can outlast
+    # FAST's 1 s, so this scenario waits long enough that only the re-send applies.
+    patient = replace(FAST, replace_after_s=60.0)
+    task = asyncio.create_task(rig.submit(rig.manager(patient)))
     await wait_until(lambda: _is(rig.state, "broadcast"), "the broadcast")
     (tx,) = await rig.txs()
     with capture_logs() as logs:
