@@ -179,7 +179,9 @@ class RetargetWatcher:
             self.agreed[epoch] = outcome
         log.info(
             "epoch_observed",
+            network=self.network.name,
             epoch=epoch,
+            height=epoch * EPOCH_BLOCKS,
             outcome=type(outcome).__name__,
             block=getattr(outcome, "block_hash_hex", None),
         )
@@ -220,12 +222,20 @@ class RetargetWatcher:
             if not orphaned_by_quorum(orphans, quorum=self.quorum):
                 log.warning(
                     "retarget_minority_dissent",
+                    network=self.network.name,
                     epoch=epoch,
+                    height=epoch * EPOCH_BLOCKS,
                     stored=agreed.block_hash_hex,
                     sources=[o.source for o in orphans],
                 )
                 continue
-            log.warning("retarget_orphaned", epoch=epoch, stored=agreed.block_hash_hex)
+            log.warning(
+                "retarget_orphaned",
+                network=self.network.name,
+                epoch=epoch,
+                height=epoch * EPOCH_BLOCKS,
+                stored=agreed.block_hash_hex,
+            )
             events.extend(orphans)
             del self.agreed[epoch]
             events.append(await self.observe(epoch))
