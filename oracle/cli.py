@@ -19,6 +19,22 @@ from oracle.errors import OracleError
 
 #: Modules in ``oracle.commands`` that contribute subcommands (order = help order).
 COMMAND_MODULES = ("mathcmds", "db", "watch", "contract", "daemon")
+#: Which module owns each command, so a command imports only its own module: ``db`` pulls in
+#: SQLAlchemy and Alembic, ``contract`` web3 (seconds of imports the math commands never need).
+COMMAND_OWNERS = {
+    "index": "mathcmds",
+    "retarget": "mathcmds",
+    "token": "mathcmds",
+    "price": "mathcmds",
+    "hedge": "mathcmds",
+    "db": "db",
+    "watch": "watch",
+    "contract": "contract",
+    "publish": "contract",
+    "run": "daemon",
+    "replay": "daemon",
+    "dev": "daemon",
+}
 
 EXIT_BAD_INPUT = 2
 
@@ -29,7 +45,7 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"bme-oracle: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="bme-oracle",
         description="Bitcoin difficulty oracle: retargets, BME indices, on-chain publication.",
@@ -41,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", parser_class=_ArgumentParser
     )
     subparsers.required = True
-    for name in COMMAND_MODULES:
+    for name in modules:
         try:
             module = importlib.import_module(f"oracle.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -66,7 +82,9 @@ def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    owner = COMMAND_OWNERS.get(argv[0]) if argv else None
+    parser = build_parser((owner,) if owner else COMMAND_MODULES)
     args = parser.parse_args(argv)
     try:
         result = args.handler(args)
