@@ -10,6 +10,7 @@ elsewhere. Readiness is polled over RPC, never guessed with sleeps, and
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -205,11 +206,10 @@ class Bitcoind(_Process):
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            try:
+            # a node that will not stop gracefully is terminated below
+            with contextlib.suppress(OSError, DevnetError, subprocess.TimeoutExpired):
                 self.call("stop")
                 self.proc.wait(timeout=30)
-            except (OSError, DevnetError, subprocess.TimeoutExpired):
-                pass
         self._terminate()
 
 

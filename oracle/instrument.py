@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from oracle.errors import SourceError
-from oracle.sources.base import HeaderSource, Observation, Tip, error_kind, utc_now
+from oracle.sources.base import HeaderSource, Observation, Tip, error_kind
 
 T = TypeVar("T")
 HealthCallback = Callable[[str, float, bool, str | None], Awaitable[None]]
@@ -28,12 +28,6 @@ class SourceState:
     last_failure_at: float | None = None
     last_error: str | None = None
     last_tip: Tip | None = None
-    consecutive_failures: int = 0
-    tips: list[Tip] = field(default_factory=list)
-
-    @property
-    def healthy(self) -> bool:
-        return self.last_ok_at is not None and self.consecutive_failures == 0
 
 
 class InstrumentedSource:
@@ -50,14 +44,12 @@ class InstrumentedSource:
         try:
             result = await call()
         except SourceError as exc:
-            self.state.consecutive_failures += 1
             self.state.last_failure_at = time.time()
             self.state.last_error = f"{error_kind(exc)}: {exc}"
             await self._on_call(
                 self.name, (time.perf_counter() - start) * 1000, False, error_kind(exc)
             )
             raise
-        self.state.consecutive_failures = 0
         self.state.last_ok_at = time.time()
         await self._on_call(self.name, (time.perf_counter() - start) * 1000, True, None)
         return result
@@ -81,11 +73,3 @@ class InstrumentedSource:
 
     async def close(self) -> None:
         await self.inner.close()
-
-
-def seconds_since(state: SourceState) -> float | None:
-    """Seconds since the source last answered, or None if it never did."""
-    return None if state.last_ok_at is None else time.time() - state.last_ok_at
-
-
-__all__ = ["InstrumentedSource", "SourceState", "seconds_since", "utc_now"]

@@ -25,8 +25,9 @@ from oracle.crosscheck import CLAIM_FIELDS, Agreed, Disputed, Insufficient
 from oracle.errors import PublishDeferred
 from oracle.reorg import RetargetOrphaned, TipRegressed
 from oracle.sources.base import Observation, SourceFailure
-from oracle.store.records import ObservationInput
-from oracle.watcher import EpochObserved, WatchEvent
+from oracle.store.records import AgreedEpoch, ObservationInput
+from oracle.store.repository import Repository
+from oracle.watcher import EpochObserved, RetargetWatcher, WatchEvent
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +71,7 @@ class Pipeline:
     """Wires the stages; it holds no state that the database does not also hold."""
 
     network: str
-    repository: object  # oracle.store.repository.Repository (typed loosely to avoid a cycle)
+    repository: Repository
     notifier: Notifier
     confirmations: int
     index_days: Sequence[int] = (14, 28, 84)
@@ -115,11 +116,11 @@ class Pipeline:
         with structlog.contextvars.bound_contextvars(
             network=self.network, epoch=epoch, height=epoch * EPOCH_BLOCKS
         ):
-            await repo.record_observations(self.network, observation_inputs(observed))  # type: ignore[attr-defined]
+            await repo.record_observations(self.network, observation_inputs(observed))
             outcome = self._anchor(observed.outcome)
             await self.notifier.outcome(observed)
             if isinstance(outcome, Agreed):
-                await repo.record_agreed(  # type: ignore[attr-defined]
+                await repo.record_agreed(
                     self.network,
                     epoch=epoch,
                     height=outcome.height,
@@ -141,7 +142,7 @@ class Pipeline:
             if isinstance(outcome, Disputed):
                 fields = dispute_fields(outcome)
                 for name, claims in fields.items():
-                    await repo.record_disagreement(self.network, epoch, name, claims)  # type: ignore[attr-defined]
+                    await repo.record_disagreement(self.network, epoch, name, claims)
                 await self.notifier.disputed(epoch, fields)
                 log.error("epoch_disputed", fields=list(fields))
                 return PassSummary(disputed=(epoch,))
@@ -170,21 +171,21 @@ class Pipeline:
 
     async def on_orphaned(self, event: RetargetOrphaned) -> None:
         """A stored retarget left the best chain: keep it, marked orphaned, unless published."""
-        record = await self.repository.get_retarget(self.network, event.epoch)  # type: ignore[attr-defined]
+        record = await self.repository.get_retarget(self.network, event.epoch)
         published = (
             record is not None
             and record.status == "published"
             and (record.block_hash_hex == event.stored_hash_hex)
         )
         if not published:
-            await self.repository.mark_orphaned(self.network, event.epoch, event.stored_hash_hex)  # type: ignore[attr-defined]
+            await self.repository.mark_orphaned(self.network, event.epoch, event.stored_hash_hex)
         await self.notifier.orphaned(event.epoch, event.stored_hash_hex, published=published)
 
     # -- indices ---------------------------------------------------------------------------
 
     async def update_indices(self, *, from_epoch: int) -> int:
         """Recompute BME_N for every agreed epoch >= ``from_epoch``; return values written."""
-        history = await self.repository.agreed_history(self.network)  # type: ignore[attr-defined]
+        history = await self.repository.agreed_history(self.network)
         targets = [EpochTarget.from_bits(item.epoch, item.bits, item.time) for item in history]
         values = [
             value
@@ -193,7 +194,7 @@ class Pipeline:
             if epoch >= from_epoch
         ]
         if values:
-            await self.repository.upsert_index_values(self.network, values)  # type: ignore[attr-defined]
+            await self.repository.upsert_index_values(self.network, values)
         return len(values)
 
     # -- publication -----------------------------------------------------------------------
@@ -203,8 +204,8 @@ class Pipeline:
         if self.publisher is None:
             return PassSummary()
         published: list[int] = []
-        for epoch in await self.repository.epochs_with_status(self.network, "agreed"):  # type: ignore[attr-defined]
-            record = await self.repository.get_retarget(self.network, epoch)  # type: ignore[attr-defined]
+        for epoch in await self.repository.epochs_with_status(self.network, "agreed"):
+            record = await self.repository.get_retarget(self.network, epoch)
             if record is None or tip_height - record.height < self.confirmations:
                 continue
             with structlog.contextvars.bound_contextvars(
@@ -219,7 +220,7 @@ class Pipeline:
                     log.error("publish_failed", error=str(exc), error_type=type(exc).__name__)
                     await self.notifier.publish_failed(epoch, exc, time=record.time)
                     break  # keep epochs in order on chain; retry next pass
-                await self.repository.mark_published(  # type: ignore[attr-defined]
+                await self.repository.mark_published(
                     self.network,
                     epoch,
                     tx_hash=tx_hash or "",
@@ -283,3 +284,21 @@ def dispute_fields(outcome: Disputed) -> dict[str, dict[str, object]]:
     for name in outcome.fields_in_dispute or CLAIM_FIELDS:
         fields[name] = {claim.source: getattr(claim, name) for claim in outcome.claims}
     return fields
+
+
+def seed_watcher(watcher: RetargetWatcher, history: Sequence[AgreedEpoch]) -> None:
+    """Tell the watcher which epochs the store already holds as agreed or published.
+
+    It verifies each new epoch against the one before (the [1/4, 4] fallback) and
+    re-checks recent agreed blocks for reorgs; the header itself is not needed.
+    """
+    for item in history:
+        watcher.agreed[item.epoch] = Agreed(
+            epoch=item.epoch,
+            height=item.height,
+            block_hash_hex=item.block_hash_hex,
+            bits=item.bits,
+            time=item.time,
+            header=b"",
+            sources=(),
+        )

@@ -17,8 +17,7 @@ from typing import Any
 import structlog
 from tqdm import tqdm
 
-from oracle.crosscheck import Agreed
-from oracle.pipeline import Pipeline
+from oracle.pipeline import Pipeline, seed_watcher
 from oracle.watcher import RetargetWatcher
 
 log = structlog.get_logger(__name__)
@@ -79,16 +78,7 @@ async def replay(
     summary = ReplaySummary()
     started = time.perf_counter()
     final = {item.epoch: item for item in await repo.agreed_history(pipeline.network)}
-    for item in final.values():  # the watcher verifies each epoch against the one before
-        watcher.agreed[item.epoch] = Agreed(
-            epoch=item.epoch,
-            height=item.height,
-            block_hash_hex=item.block_hash_hex,
-            bits=item.bits,
-            time=item.time,
-            header=b"",
-            sources=(),
-        )
+    seed_watcher(watcher, list(final.values()))
     bar = tqdm(epochs, unit="epoch", disable=not progress, desc="replay", leave=False)
     for epoch in bar:
         if epoch in final:

@@ -25,12 +25,11 @@ from typing import Any
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from oracle.bitcoin.difficulty import EPOCH_BLOCKS, get_network
+from oracle.bitcoin.difficulty import get_network
 from oracle.config import Config
-from oracle.crosscheck import Agreed
 from oracle.errors import OracleError, PublishError, SourceError
 from oracle.instrument import InstrumentedSource
-from oracle.pipeline import Pipeline
+from oracle.pipeline import Pipeline, seed_watcher
 from oracle.sources.base import HeaderSource, Tip, build_sources
 from oracle.watcher import RetargetWatcher
 
@@ -77,18 +76,8 @@ class Service:
             network,
             quorum=config.crosscheck.quorum,
             start_epoch=(history[-1].epoch + 1) if history else None,
-            previous_bits=lambda e: next((h.bits for h in history if h.epoch == e), None),
         )
-        for item in history:
-            self.watcher.agreed[item.epoch] = Agreed(
-                epoch=item.epoch,
-                height=item.height,
-                block_hash_hex=item.block_hash_hex,
-                bits=item.bits,
-                time=item.time,
-                header=b"",
-                sources=(),
-            )
+        seed_watcher(self.watcher, history)
         if config.publisher.enabled:
             from oracle.publishing import build_publisher
 
@@ -213,13 +202,6 @@ class Service:
         await self.monitor.readback(self.config.network.name)
 
     # -- readiness -------------------------------------------------------------------------
-
-    def healthy_sources(self) -> int:
-        return sum(1 for s in self.sources if s.state.healthy)
-
-    @property
-    def epoch(self) -> int | None:
-        return None if self.best_height is None else self.best_height // EPOCH_BLOCKS
 
     # -- run -------------------------------------------------------------------------------
 
