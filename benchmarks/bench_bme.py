@@ -11,7 +11,7 @@ import random
 import time
 
 from oracle.bitcoin.difficulty import encode_compact
-from oracle.bme import EpochTarget, bme_series
+from oracle.index.bme import EpochTarget, bme_series
 
 EPOCHS = 10_000
 REPEATS = 5

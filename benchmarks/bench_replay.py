@@ -33,7 +33,7 @@ from oracle.config import (  # noqa: E402
     NetworkConfig,
     Secret,
 )
-from oracle.devnet import Bitcoind  # noqa: E402
+from oracle.devstack.nodes import Bitcoind  # noqa: E402
 from oracle.logs import setup_logging  # noqa: E402
 from oracle.replaycmd import run_replay  # noqa: E402
 from oracle.store import migrate  # noqa: E402

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from oracle.bitcoin.header import parse_header  # noqa: E402
-from oracle.bme import BmeValue, EpochTarget, bme_series  # noqa: E402
+from oracle.index.bme import BmeValue, EpochTarget, bme_series  # noqa: E402
 from oracle.store import migrate  # noqa: E402
 from oracle.store.records import AgreedInput, ObservationInput  # noqa: E402
 from oracle.store.repository import Repository, open_repository  # noqa: E402

@@ -19,15 +19,15 @@ from typing import Protocol
 import structlog
 
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS
-from oracle.bme import EpochTarget, bme_series
-from oracle.checkpoints import mainnet_checkpoints
-from oracle.crosscheck import CLAIM_FIELDS, Agreed, Disputed, Insufficient
+from oracle.index.bme import EpochTarget, bme_series
+from oracle.sources.checkpoints import mainnet_checkpoints
+from oracle.agreement.crosscheck import CLAIM_FIELDS, Agreed, Disputed, Insufficient
 from oracle.errors import PublishDeferred
-from oracle.reorg import RetargetOrphaned, TipRegressed
+from oracle.agreement.reorg import RetargetOrphaned, TipRegressed
 from oracle.sources.base import Observation, SourceFailure
 from oracle.store.records import AgreedEpoch, ObservationInput
 from oracle.store.repository import Repository
-from oracle.watcher import EpochObserved, RetargetWatcher, WatchEvent
+from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
 
 log = structlog.get_logger(__name__)
 

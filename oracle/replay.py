@@ -18,7 +18,7 @@ import structlog
 from tqdm import tqdm
 
 from oracle.pipeline import Pipeline, seed_watcher
-from oracle.watcher import RetargetWatcher
+from oracle.agreement.watcher import RetargetWatcher
 
 log = structlog.get_logger(__name__)
 

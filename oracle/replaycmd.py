@@ -7,19 +7,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from oracle.bitcoin.difficulty import get_network
-from oracle.checkpoints import CheckpointSource
+from oracle.sources.checkpoints import CheckpointSource
 from oracle.config import Config
 from oracle.errors import InputError, SourceError
 from oracle.pipeline import Pipeline
 from oracle.replay import ReplaySummary, replay
 from oracle.sources.base import HeaderSource, build_sources
-from oracle.watcher import RetargetWatcher
+from oracle.agreement.watcher import RetargetWatcher
 
 
 async def run_replay(
     config: Config, epochs: Sequence[int], *, publish: bool, checkpoints: bool, progress: bool
 ) -> ReplaySummary:
-    from oracle.notify import build_notifier
+    from oracle.monitor.hub import build_notifier
     from oracle.publishing import build_publisher
     from oracle.store.repository import open_repository
 

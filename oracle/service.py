@@ -28,10 +28,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from oracle.bitcoin.difficulty import get_network
 from oracle.config import Config
 from oracle.errors import OracleError, PublishError, SourceError
-from oracle.instrument import InstrumentedSource
+from oracle.monitor.instrument import InstrumentedSource
 from oracle.pipeline import Pipeline, seed_watcher
 from oracle.sources.base import HeaderSource, Tip, build_sources
-from oracle.watcher import RetargetWatcher
+from oracle.agreement.watcher import RetargetWatcher
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +59,7 @@ class Service:
 
     async def open(self) -> None:
         """Connect to everything; fail fast with a clear error when something is wrong."""
-        from oracle.notify import build_notifier
+        from oracle.monitor.hub import build_notifier
         from oracle.store.repository import open_repository
 
         config = self.config

@@ -2,7 +2,7 @@
 
 ``build_app(ctx)`` makes the aiohttp application from an ``ApiContext`` the
 daemon assembles; ``start_api`` serves it. ``ROUTES`` is the single table both
-the router and the OpenAPI document (``oracle.openapi``) are built from.
+the router and the OpenAPI document (``oracle.api.openapi``) are built from.
 """
 
 from oracle.api.app import api_middleware, build_app, start_api

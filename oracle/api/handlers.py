@@ -3,9 +3,9 @@
 Each ``Route`` carries its handler *and* its documentation (parameters,
 response schema, error statuses), so the OpenAPI document cannot drift from
 the router: ``build_app`` registers exactly these routes and
-``oracle.openapi.build_document`` describes exactly these routes. To add an
+``oracle.api.openapi.build_document`` describes exactly these routes. To add an
 endpoint, write a handler and append a ``Route`` (or pass extra routes to
-``build_app``); add its response schema to ``oracle.openapi.SCHEMAS``.
+``build_app``); add its response schema to ``oracle.api.openapi.SCHEMAS``.
 
 Handlers validate every parameter themselves and answer bad input with a
 JSON 400 (``ApiError``); a missing epoch is a JSON 404. Nothing here writes.
@@ -31,7 +31,7 @@ from oracle.api.views import (
     status_json,
 )
 from oracle.bitcoin.difficulty import get_network
-from oracle.bme import BmeValue, EpochTarget, bme, epoch_at_time
+from oracle.index.bme import BmeValue, EpochTarget, bme, epoch_at_time
 from oracle.errors import IndexUnavailable, OracleError
 from oracle.monitor.health import ReadinessReport
 from oracle.monitor.status import ChainSnapshot, estimate_next_retarget, plan_inputs
@@ -76,7 +76,7 @@ class Route:
     handler: Handler
     operation_id: str
     summary: str
-    response_schema: str  # name in oracle.openapi.SCHEMAS; "" for a non-JSON body
+    response_schema: str  # name in oracle.api.openapi.SCHEMAS; "" for a non-JSON body
     errors: tuple[int, ...] = ()
     params: tuple[Param, ...] = ()
     tag: str = "oracle"
@@ -204,7 +204,7 @@ async def get_index(request: web.Request) -> web.Response:
 
     Stored values (the index stage's) are served as they are; for an N or an
     epoch the index stage did not store, the value is computed exactly from
-    the agreed history with the same ``oracle.bme`` the index stage uses.
+    the agreed history with the same ``oracle.index.bme`` the index stage uses.
     """
     ctx = _context(request)
     n_days = parse_n_days(request.match_info["n"])

@@ -4,7 +4,7 @@ Pure. Values that must stay exact never pass through a float: bits are hex
 strings, difficulties and index values are decimal strings (truncated, with
 the exact fraction alongside), the on-chain 10^18 integer is a decimal string
 (JSON numbers lose precision above 2^53). Floats appear only for display
-percentages. The shapes are mirrored by the schemas in ``oracle.openapi``; a
+percentages. The shapes are mirrored by the schemas in ``oracle.api.openapi``; a
 test fuzzes one against the other.
 """
 
@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from oracle.bitcoin.difficulty import difficulty_from_bits
-from oracle.bme import BmeValue, format_decimal, format_scientific
+from oracle.index.bme import BmeValue, format_decimal, format_scientific
 from oracle.monitor.alerts import scrub_credentials
 from oracle.monitor.status import RetargetEstimate
 from oracle.store.records import (

@@ -93,7 +93,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from oracle.dev import run_dev
+    from oracle.devstack.stack import run_dev
 
     setup_logging(fmt="json" if args.json else "console", level="info")
     return asyncio.run(

@@ -18,7 +18,7 @@ from oracle.bitcoin.difficulty import (
     get_network,
     parse_bits,
 )
-from oracle.bme import (
+from oracle.index.bme import (
     BmeValue,
     bme_series,
     epochs_for_days,
@@ -28,9 +28,9 @@ from oracle.bme import (
 )
 from oracle.cli import add_json_flag, emit
 from oracle.errors import InputError
-from oracle.indexfile import bundled_sample_path, read_history
-from oracle.pricing import price_from_market, value_from_path
-from oracle.tokens import hedge, parse_token, payout_btc, units_to_btc
+from oracle.index.csvfile import bundled_sample_path, read_history
+from oracle.index.pricing import price_from_market, value_from_path
+from oracle.index.tokens import hedge, parse_token, payout_btc, units_to_btc
 
 #: Last bundled retarget (height, header time): anchors the height estimate for a date.
 _ANCHOR_HEIGHT = 832_608

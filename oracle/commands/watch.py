@@ -1,6 +1,6 @@
 """``bme-oracle watch``: print each retarget as soon as the sources agree on it.
 
-A thin shell around ``oracle.watcher.RetargetWatcher`` for operators: sources
+A thin shell around ``oracle.agreement.watcher.RetargetWatcher`` for operators: sources
 come from ``--config`` (its ``[bitcoind]`` and ``[[sources]]``) and/or quick
 flags (``--bitcoind-url``, ``--esplora URL``, ``--blockchain-com URL``). Agreed
 retargets go to stdout (one line, or one JSON object per line with
@@ -20,16 +20,16 @@ from typing import Any
 from oracle import config as config_mod
 from oracle.bitcoin.difficulty import core_get_difficulty, get_network
 from oracle.cli import add_json_flag
-from oracle.crosscheck import Agreed, Disputed, Insufficient
+from oracle.agreement.crosscheck import Agreed, Disputed, Insufficient
 from oracle.errors import InputError
-from oracle.reorg import RetargetOrphaned, TipRegressed
+from oracle.agreement.reorg import RetargetOrphaned, TipRegressed
 from oracle.sources.base import HeaderSource, build_sources
 from oracle.sources.bitcoind import BitcoindSource
 from oracle.sources.blockchain_com import BlockchainComSource
 from oracle.sources.esplora import EsploraSource
 from oracle.sources.rest import HttpPolicy
 from oracle.sources.rpc import RpcCredentials
-from oracle.watcher import EpochObserved, RetargetWatcher, WatchEvent
+from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
 
 
 def register(subparsers: Any) -> None:

@@ -38,7 +38,7 @@ from oracle.bitcoin.difficulty import (
     calculate_next_work_required,
     difficulty_from_target,
 )
-from oracle.bme import BmeValue, EpochTarget, bme
+from oracle.index.bme import BmeValue, EpochTarget, bme
 from oracle.errors import InputError
 
 #: Blocks of the sliding window used early in an epoch (a quarter epoch).

@@ -63,7 +63,7 @@ ALREADY_STORED = frozenset({"EpochAlreadyStored", "ReportAlreadyAccepted"})
 
 
 class ConflictSink(Protocol):
-    """Where a conflicting peer signature is reported (``oracle.monitor.watch.Watchdog``)."""
+    """Where a conflicting peer signature is reported (``oracle.monitor.watchdog.Watchdog``)."""
 
     async def peer_conflict(self, peer: str, epoch: int, detail: dict[str, Any]) -> None: ...
 

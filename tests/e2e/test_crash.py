@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle.dev import deploy_dev_contract, make_dev_keys
+from oracle.devstack.stack import deploy_dev_contract, make_dev_keys
 from oracle.publish.contract import OracleContract, connect
 from oracle.store.repository import open_repository
 from tests.e2e.helpers import http_get_json, start_daemon, terminate, wait_http

@@ -8,7 +8,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from oracle.bme import EpochTarget, bme
+from oracle.index.bme import EpochTarget, bme
 from oracle.service import Service
 from tests.e2e.helpers import daemon_config, node_source, peered_nodes, running, wait_for
 from tests.fixtures.bitcoind import NodeFactory

@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 from oracle.bitcoin.header import parse_header_hex
-from oracle.checkpoints import mainnet_checkpoints
-from oracle.crosscheck import Agreed, Insufficient
+from oracle.sources.checkpoints import mainnet_checkpoints
+from oracle.agreement.crosscheck import Agreed, Insufficient
 from oracle.pipeline import Pipeline
 from tests.conftest import DATA
 from tests.e2e.helpers import BIN

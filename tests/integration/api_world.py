@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oracle.api import ApiContext, start_api
-from oracle.bme import EpochTarget, bme_series
+from oracle.index.bme import EpochTarget, bme_series
 from oracle.config import Config, CrossCheckConfig
 from oracle.monitor.health import SourceHealth, gather_readiness
 from oracle.monitor.metrics import Metrics

@@ -23,7 +23,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from oracle.api import ROUTES
-from oracle.openapi import build_document
+from oracle.api.openapi import build_document
 from oracle.store.repository import open_repository
 from tests.fixtures.postgres import BACKENDS, create_database, drop_database, sqlalchemy_url
 from tests.integration.api_world import NET, ThreadedApi, fill

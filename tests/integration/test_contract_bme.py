@@ -1,6 +1,6 @@
-"""BME_N, bmeAt, difficulty and the Chainlink adapter on chain equal oracle.bme's integers.
+"""BME_N, bmeAt, difficulty and the Chainlink adapter on chain equal oracle.index.bme's integers.
 
-Expected values come from oracle/bme.py and oracle/bitcoin/difficulty.py (checked
+Expected values come from oracle/index/bme.py and oracle/bitcoin/difficulty.py (checked
 against DESIGN.md's worked examples and Bitcoin Core's vectors in their own
 tests), never from the contract. Inputs: every real mainnet retarget header in
 tests/data (epochs 0..413, submitted through the full signature and PoW
@@ -30,7 +30,7 @@ from oracle.bitcoin.difficulty import (
     permitted_difficulty_transition,
 )
 from oracle.bitcoin.header import parse_header
-from oracle.bme import EpochTarget, bme, bme_at, bme_series, epoch_subsidy_sat
+from oracle.index.bme import EpochTarget, bme, bme_at, bme_series, epoch_subsidy_sat
 from oracle.errors import IndexUnavailable, InvalidBits
 from oracle.publish.contract import (
     AggregatorContract,

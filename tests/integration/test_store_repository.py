@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import pytest
 
-from oracle.bme import EpochTarget, bme_series
+from oracle.index.bme import EpochTarget, bme_series
 from oracle.errors import InputError, StoreConflict
 from oracle.store.records import ObservationInput
 from oracle.store.repository import Repository

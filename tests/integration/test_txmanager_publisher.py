@@ -13,7 +13,7 @@ import pytest
 
 from oracle.bitcoin.difficulty import NETWORKS
 from oracle.bitcoin.header import parse_header
-from oracle.bme import EpochTarget, bme
+from oracle.index.bme import EpochTarget, bme
 from oracle.config import Config, NetworkConfig, PublisherConfig, Secret
 from oracle.errors import ConfigError
 from oracle.publish.publisher import build_publisher

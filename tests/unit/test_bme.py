@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oracle.bitcoin.difficulty import DIFF1_TARGET, bits_to_target, target_from_difficulty
-from oracle.bme import (
+from oracle.index.bme import (
     EpochTarget,
     block_subsidy_sat,
     bme,

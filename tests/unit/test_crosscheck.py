@@ -1,4 +1,4 @@
-"""oracle.crosscheck: quorum, disputes, unverified claims, purity — on real mainnet headers."""
+"""oracle.agreement.crosscheck: quorum, disputes, unverified claims, purity — on real mainnet headers."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from oracle.bitcoin.difficulty import get_network
 from oracle.bitcoin.header import Header, parse_header, parse_header_hex
-from oracle.crosscheck import Agreed, Disputed, Insufficient, cross_check
+from oracle.agreement.crosscheck import Agreed, Disputed, Insufficient, cross_check
 from oracle.sources.base import Observation, SourceFailure
-from oracle.verify import VerificationResult, verify_retarget
+from oracle.agreement.verify import VerificationResult, verify_retarget
 from tests.fixtures.restreplay import mainnet_hashes, mainnet_headers
 from tests.unit.test_verify import grind_regtest
 
@@ -140,7 +140,7 @@ def test_answer_for_another_height_is_not_a_claim() -> None:
 
 
 def test_two_verified_blocks_are_disputed_field_by_field() -> None:
-    from oracle.verify import verify_retarget as vr
+    from oracle.agreement.verify import verify_retarget as vr
 
     regtest = get_network("regtest")
     genesis = grind_regtest(h(0), bits=0x207FFFFF, tag=0)  # any parent will do
@@ -206,7 +206,7 @@ def test_outcome_is_a_pure_function_of_its_inputs(order: list[str], quorum: int)
 
 def test_crosscheck_imports_no_io_libraries() -> None:
     code = (
-        "import sys, oracle.crosscheck, oracle.verify, oracle.reorg\n"
+        "import sys, oracle.agreement.crosscheck, oracle.agreement.verify, oracle.agreement.reorg\n"
         "bad = {'asyncio', 'aiohttp', 'sqlalchemy', 'web3', 'zmq'} & set(sys.modules)\n"
         "assert not bad, bad\n"
     )

@@ -13,7 +13,7 @@ import pytest
 from bitcoinrpc.authproxy import AuthServiceProxy
 
 from oracle.bitcoin.header import parse_header_hex
-from oracle.reorg import TIP_LOWER, TIP_REPLACED, check_stored_retarget, classify_tip_change
+from oracle.agreement.reorg import TIP_LOWER, TIP_REPLACED, check_stored_retarget, classify_tip_change
 from oracle.sources.base import (
     HeightNotFound,
     Observation,

@@ -15,7 +15,7 @@ from fractions import Fraction
 import pytest
 
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS, get_network
-from oracle.bme import format_scientific
+from oracle.index.bme import format_scientific
 from oracle.errors import InputError
 from oracle.monitor.status import (
     ChainSnapshot,

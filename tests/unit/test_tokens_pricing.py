@@ -10,16 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oracle.bme import k_factor
+from oracle.index.bme import k_factor
 from oracle.errors import InputError, NoSolution
-from oracle.pricing import (
+from oracle.index.pricing import (
     implied_difficulty,
     implied_earnings_units,
     implied_growth_rate,
     price_from_market,
     value_from_path,
 )
-from oracle.tokens import Token, format_token, hedge, parse_token, payout_btc, payout_units
+from oracle.index.tokens import Token, format_token, hedge, parse_token, payout_btc, payout_units
 
 K = k_factor(300)  # 12.5 BTC era
 

@@ -1,4 +1,4 @@
-"""oracle.verify on real mainnet headers (tests/data) and on ground regtest headers."""
+"""oracle.agreement.verify on real mainnet headers (tests/data) and on ground regtest headers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from oracle.bitcoin.difficulty import get_network
 from oracle.bitcoin.header import Header, double_sha256, parse_header, parse_header_hex
-from oracle.verify import (
+from oracle.agreement.verify import (
     METHOD_BOUND,
     METHOD_GENESIS,
     METHOD_NONE,

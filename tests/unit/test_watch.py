@@ -8,7 +8,7 @@ from oracle.config import MonitorConfig
 from oracle.monitor.alerts import Alerter
 from oracle.monitor.health import SourceHealth
 from oracle.monitor.metrics import Metrics
-from oracle.monitor.watch import Watchdog
+from oracle.monitor.watchdog import Watchdog
 from tests.unit.test_alerts import Receiver, receiver  # noqa: F401  (fixture)
 
 ALERTS = "bme_oracle_alerts_total"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from fractions import Fraction
 
-from oracle.bme import epochs_for_days
+from oracle.index.bme import epochs_for_days
 from oracle.errors import InputError
 
 MULTIPLIER = 10**6
@@ -158,7 +158,7 @@ def hedge(token: Token, *, hashrate_th: Fraction, price_btc: Fraction) -> Hedge:
     if hashrate_th <= 0:
         raise InputError(f"hashrate must be positive, got {hashrate_th} TH/s")
     tokens = Fraction(hashrate_th) * token.n_days / MULTIPLIER
-    from oracle.pricing import implied_earnings_units
+    from oracle.index.pricing import implied_earnings_units
 
     earnings = implied_earnings_units(token, price_btc)
     total = units_to_btc(earnings) * Fraction(hashrate_th) * token.n_days

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
-from oracle.bme import epochs_for_days
+from oracle.index.bme import epochs_for_days
 from oracle.errors import InputError, NoSolution
-from oracle.tokens import MULTIPLIER, Token, btc_to_units, payout_btc, units_to_btc
+from oracle.index.tokens import MULTIPLIER, Token, btc_to_units, payout_btc, units_to_btc
 
 _PRECISION = 60
 _TOLERANCE = Decimal(10) ** -40

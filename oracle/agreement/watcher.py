@@ -1,8 +1,8 @@
 """The retarget watcher: new-block events from every source -> verified, cross-checked outcomes.
 
 For each retarget epoch it asks every source for the headers at 2016e-2016,
-2016e-1 and 2016e, verifies each source's answer itself (``oracle.verify``),
-and cross-checks them (``oracle.crosscheck``). ``run()`` is driven by
+2016e-1 and 2016e, verifies each source's answer itself (``oracle.agreement.verify``),
+and cross-checks them (``oracle.agreement.crosscheck``). ``run()`` is driven by
 new-block events from any source (ZMQ or polling), observes every epoch up to
 the highest tip seen — including epochs missed while the watcher was down or a
 notification was lost — re-observes epochs that are not agreed yet on each new
@@ -10,7 +10,7 @@ event, and re-checks recently agreed retargets for reorgs. The daemon reuses
 it; it stores nothing itself, it yields typed events:
 
 * ``EpochObserved``    one cross-check outcome for an epoch (Agreed/Disputed/Insufficient)
-* ``TipRegressed``     a source's tip went backwards or was replaced (``oracle.reorg``)
+* ``TipRegressed``     a source's tip went backwards or was replaced (``oracle.agreement.reorg``)
 * ``RetargetOrphaned`` an agreed retarget block is no longer on the best chain of
   ``quorum`` sources; it is followed by a fresh ``EpochObserved`` for that epoch
 """
@@ -26,9 +26,9 @@ from datetime import datetime
 import structlog
 
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS, Network
-from oracle.crosscheck import Agreed, Outcome, cross_check
+from oracle.agreement.crosscheck import Agreed, Outcome, cross_check
 from oracle.errors import SourceError
-from oracle.reorg import (
+from oracle.agreement.reorg import (
     RetargetOrphaned,
     TipRegressed,
     check_stored_retarget,
@@ -43,7 +43,7 @@ from oracle.sources.base import (
     Tip,
     utc_now,
 )
-from oracle.verify import VerificationResult, retarget_heights, verify_retarget
+from oracle.agreement.verify import VerificationResult, retarget_heights, verify_retarget
 
 log = structlog.get_logger(__name__)
 

@@ -2,7 +2,7 @@
 
 Pure (no I/O, no asyncio). Input: each source's observation of the retarget
 block at height 2016e (or its failure) and the oracle's own verification of
-each observation (``oracle.verify``). Output:
+each observation (``oracle.agreement.verify``). Output:
 
 * ``Agreed``   at least ``quorum`` verified sources report the same block (same
   hash, hence the same 80 bytes, bits and time) and no verified source reports
@@ -24,7 +24,7 @@ from datetime import datetime
 
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS
 from oracle.sources.base import Observation, SourceFailure
-from oracle.verify import VerificationResult
+from oracle.agreement.verify import VerificationResult
 
 #: Fields of a claim that are compared between sources, in display order.
 CLAIM_FIELDS = (

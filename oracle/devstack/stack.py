@@ -1,6 +1,6 @@
 """``bme-oracle dev``: the whole oracle on a laptop, through a real retarget, in one command.
 
-Starts a regtest bitcoind and an anvil node (``oracle.devnet``), creates dev
+Starts a regtest bitcoind and an anvil node (``oracle.devstack.nodes``), creates dev
 signer keys in encrypted keystores (3 signers, threshold 2, plus a funded
 sender), deploys the contract, migrates a SQLite database, runs the daemon
 with its API, mines through ``retargets`` retargets and waits until each is
@@ -36,7 +36,7 @@ from oracle.config import (
     PublisherConfig,
     Secret,
 )
-from oracle.devnet import Anvil, Bitcoind
+from oracle.devstack.nodes import Anvil, Bitcoind
 from oracle.errors import OracleError
 from oracle.service import Service, install_signal_handlers
 
@@ -96,7 +96,7 @@ async def deploy_dev_contract(
     rpc_url: str, keys: DevKeys, *, threshold: int = DEV_THRESHOLD, network: str = "regtest"
 ) -> str:
     """Fund the sender (anvil_setBalance) and deploy a DifficultyOracle for the dev signers."""
-    from oracle.devnet import json_rpc
+    from oracle.devstack.nodes import json_rpc
     from oracle.publish.contract import connect, deploy_oracle
     from oracle.publish.signing import load_keystore, load_keystores
 

@@ -1,7 +1,7 @@
 """The service's monitor hub: pipeline and source events -> metrics, health samples, alerts.
 
 Implements ``oracle.pipeline.Notifier`` and the source-call callback of
-``oracle.instrument``. Alert policy lives in ``oracle.monitor.watch.Watchdog``
+``oracle.monitor.instrument``. Alert policy lives in ``oracle.monitor.watchdog.Watchdog``
 (disagreement, source_failing, source_stale, publication_late,
 signer_balance_low, readback_mismatch, peer_conflict); the hub adds the two
 incidents only the pipeline can see:
@@ -20,13 +20,13 @@ from typing import Any
 import structlog
 
 from oracle.config import Config
-from oracle.crosscheck import Agreed
-from oracle.instrument import InstrumentedSource
+from oracle.agreement.crosscheck import Agreed
+from oracle.monitor.instrument import InstrumentedSource
 from oracle.monitor.alerts import Alerter
 from oracle.monitor.health import judge_source
 from oracle.monitor.metrics import Metrics
-from oracle.monitor.watch import Watchdog
-from oracle.watcher import EpochObserved
+from oracle.monitor.watchdog import Watchdog
+from oracle.agreement.watcher import EpochObserved
 
 log = structlog.get_logger(__name__)
 PUBLISH_FAILED = "publish_failed"

@@ -56,7 +56,7 @@ def find_tool(name: str) -> Path:
     override = os.environ.get(f"BME_ORACLE_{name.upper()}")
     if override:
         return Path(override)
-    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
         candidate = base / ".tools" / "bin" / name
         if candidate.exists():
             return candidate

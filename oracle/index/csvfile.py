@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from oracle.bitcoin.difficulty import DIFF1_TARGET, EPOCH_BLOCKS, bits_to_target, parse_bits
-from oracle.bme import EpochTarget
+from oracle.index.bme import EpochTarget
 from oracle.errors import InputError, InvalidBits
 
 MAX_PROBLEMS_SHOWN = 20

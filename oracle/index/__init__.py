@@ -1,0 +1,6 @@
+"""The index stage (pure): subsidy, K_e, BME_N exact and fixed point, position tokens, pricing.
+
+``bme`` holds DESIGN.md's index formulas; ``tokens`` and ``pricing`` the
+position-token toolkit built on them; ``csvfile`` reads epoch histories for
+the ``index`` command.
+"""
