@@ -36,8 +36,8 @@ import zmq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from oracle.devstack.stack import deploy_dev_contract, make_dev_keys, publisher_config  # noqa: E402
 from oracle.devstack.nodes import Anvil, Bitcoind  # noqa: E402
+from oracle.devstack.stack import deploy_dev_contract, make_dev_keys, publisher_config  # noqa: E402
 from oracle.logs import setup_logging  # noqa: E402
 from oracle.service import Service  # noqa: E402
 from oracle.store import migrate  # noqa: E402

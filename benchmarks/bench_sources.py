@@ -36,11 +36,11 @@ import zmq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from oracle.bitcoin.difficulty import EPOCH_BLOCKS, get_network  # noqa: E402
 from oracle.agreement.crosscheck import Agreed  # noqa: E402
+from oracle.agreement.watcher import EpochObserved, RetargetWatcher  # noqa: E402
+from oracle.bitcoin.difficulty import EPOCH_BLOCKS, get_network  # noqa: E402
 from oracle.sources.bitcoind import BitcoindSource  # noqa: E402
 from oracle.sources.rpc import RpcCredentials  # noqa: E402
-from oracle.agreement.watcher import EpochObserved, RetargetWatcher  # noqa: E402
 from tests.fixtures.bitcoind import BitcoindNode, running_node  # noqa: E402
 
 P50_BAR_MS = 50.0

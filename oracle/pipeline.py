@@ -18,16 +18,16 @@ from typing import Protocol
 
 import structlog
 
-from oracle.bitcoin.difficulty import EPOCH_BLOCKS
-from oracle.index.bme import EpochTarget, bme_series
-from oracle.sources.checkpoints import mainnet_checkpoints
 from oracle.agreement.crosscheck import CLAIM_FIELDS, Agreed, Disputed, Insufficient
-from oracle.errors import PublishDeferred
 from oracle.agreement.reorg import RetargetOrphaned, TipRegressed
+from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
+from oracle.bitcoin.difficulty import EPOCH_BLOCKS
+from oracle.errors import PublishDeferred
+from oracle.index.bme import EpochTarget, bme_series
 from oracle.sources.base import Observation, SourceFailure
+from oracle.sources.checkpoints import mainnet_checkpoints
 from oracle.store.records import AgreedEpoch, ObservationInput
 from oracle.store.repository import Repository
-from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
 
 log = structlog.get_logger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 import structlog
 from tqdm import tqdm
 
-from oracle.pipeline import Pipeline, seed_watcher
 from oracle.agreement.watcher import RetargetWatcher
+from oracle.pipeline import Pipeline, seed_watcher
 
 log = structlog.get_logger(__name__)
 

@@ -6,14 +6,14 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+from oracle.agreement.watcher import RetargetWatcher
 from oracle.bitcoin.difficulty import get_network
-from oracle.sources.checkpoints import CheckpointSource
 from oracle.config import Config
 from oracle.errors import InputError, SourceError
 from oracle.pipeline import Pipeline
 from oracle.replay import ReplaySummary, replay
 from oracle.sources.base import HeaderSource, build_sources
-from oracle.agreement.watcher import RetargetWatcher
+from oracle.sources.checkpoints import CheckpointSource
 
 
 async def run_replay(

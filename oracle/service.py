@@ -25,13 +25,13 @@ from typing import Any
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from oracle.agreement.watcher import RetargetWatcher
 from oracle.bitcoin.difficulty import get_network
 from oracle.config import Config
 from oracle.errors import OracleError, PublishError, SourceError
 from oracle.monitor.instrument import InstrumentedSource
 from oracle.pipeline import Pipeline, seed_watcher
 from oracle.sources.base import HeaderSource, Tip, build_sources
-from oracle.agreement.watcher import RetargetWatcher
 
 log = structlog.get_logger(__name__)
 

@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from oracle.agreement.verify import VerificationResult
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS
 from oracle.sources.base import Observation, SourceFailure
-from oracle.agreement.verify import VerificationResult
 
 #: Fields of a claim that are compared between sources, in display order.
 CLAIM_FIELDS = (

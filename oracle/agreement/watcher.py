@@ -25,9 +25,7 @@ from datetime import datetime
 
 import structlog
 
-from oracle.bitcoin.difficulty import EPOCH_BLOCKS, Network
 from oracle.agreement.crosscheck import Agreed, Outcome, cross_check
-from oracle.errors import SourceError
 from oracle.agreement.reorg import (
     RetargetOrphaned,
     TipRegressed,
@@ -35,6 +33,9 @@ from oracle.agreement.reorg import (
     classify_tip_change,
     orphaned_by_quorum,
 )
+from oracle.agreement.verify import VerificationResult, retarget_heights, verify_retarget
+from oracle.bitcoin.difficulty import EPOCH_BLOCKS, Network
+from oracle.errors import SourceError
 from oracle.sources.base import (
     HeaderSource,
     Observation,
@@ -43,7 +44,6 @@ from oracle.sources.base import (
     Tip,
     utc_now,
 )
-from oracle.agreement.verify import VerificationResult, retarget_heights, verify_retarget
 
 log = structlog.get_logger(__name__)
 

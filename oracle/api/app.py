@@ -23,8 +23,8 @@ from aiohttp import web
 
 from oracle.api.context import ApiContext, ApiError
 from oracle.api.handlers import CONTEXT, OPENAPI_BODY, ROUTES, Handler, Route, error_response
-from oracle.errors import IndexUnavailable, InputError, StoreError, StoreUnavailable
 from oracle.api.openapi import build_document
+from oracle.errors import IndexUnavailable, InputError, StoreError, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 

@@ -31,8 +31,8 @@ from oracle.api.views import (
     status_json,
 )
 from oracle.bitcoin.difficulty import get_network
-from oracle.index.bme import BmeValue, EpochTarget, bme, epoch_at_time
 from oracle.errors import IndexUnavailable, OracleError
+from oracle.index.bme import BmeValue, EpochTarget, bme, epoch_at_time
 from oracle.monitor.health import ReadinessReport
 from oracle.monitor.status import ChainSnapshot, estimate_next_retarget, plan_inputs
 from oracle.store.models import DISAGREEMENT_KINDS

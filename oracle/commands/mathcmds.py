@@ -18,6 +18,8 @@ from oracle.bitcoin.difficulty import (
     get_network,
     parse_bits,
 )
+from oracle.cli import add_json_flag, emit
+from oracle.errors import InputError
 from oracle.index.bme import (
     BmeValue,
     bme_series,
@@ -26,8 +28,6 @@ from oracle.index.bme import (
     format_scientific,
     k_factor,
 )
-from oracle.cli import add_json_flag, emit
-from oracle.errors import InputError
 from oracle.index.csvfile import bundled_sample_path, read_history
 from oracle.index.pricing import price_from_market, value_from_path
 from oracle.index.tokens import hedge, parse_token, payout_btc, units_to_btc

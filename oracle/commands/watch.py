@@ -18,18 +18,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from oracle import config as config_mod
+from oracle.agreement.crosscheck import Agreed, Disputed, Insufficient
+from oracle.agreement.reorg import RetargetOrphaned, TipRegressed
+from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
 from oracle.bitcoin.difficulty import core_get_difficulty, get_network
 from oracle.cli import add_json_flag
-from oracle.agreement.crosscheck import Agreed, Disputed, Insufficient
 from oracle.errors import InputError
-from oracle.agreement.reorg import RetargetOrphaned, TipRegressed
 from oracle.sources.base import HeaderSource, build_sources
 from oracle.sources.bitcoind import BitcoindSource
 from oracle.sources.blockchain_com import BlockchainComSource
 from oracle.sources.esplora import EsploraSource
 from oracle.sources.rest import HttpPolicy
 from oracle.sources.rpc import RpcCredentials
-from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
 
 
 def register(subparsers: Any) -> None:

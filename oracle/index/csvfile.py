@@ -14,8 +14,8 @@ from importlib import resources
 from pathlib import Path
 
 from oracle.bitcoin.difficulty import DIFF1_TARGET, EPOCH_BLOCKS, bits_to_target, parse_bits
-from oracle.index.bme import EpochTarget
 from oracle.errors import InputError, InvalidBits
+from oracle.index.bme import EpochTarget
 
 MAX_PROBLEMS_SHOWN = 20
 

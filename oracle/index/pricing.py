@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
-from oracle.index.bme import epochs_for_days
 from oracle.errors import InputError, NoSolution
+from oracle.index.bme import epochs_for_days
 from oracle.index.tokens import MULTIPLIER, Token, btc_to_units, payout_btc, units_to_btc
 
 _PRECISION = 60

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from fractions import Fraction
 
-from oracle.index.bme import epochs_for_days
 from oracle.errors import InputError
+from oracle.index.bme import epochs_for_days
 
 MULTIPLIER = 10**6
 #: One index unit in BTC (Floor, Cap and the index are quoted in 1E-7 BTC).

@@ -19,14 +19,14 @@ from typing import Any
 
 import structlog
 
-from oracle.config import Config
 from oracle.agreement.crosscheck import Agreed
-from oracle.monitor.instrument import InstrumentedSource
+from oracle.agreement.watcher import EpochObserved
+from oracle.config import Config
 from oracle.monitor.alerts import Alerter
 from oracle.monitor.health import judge_source
+from oracle.monitor.instrument import InstrumentedSource
 from oracle.monitor.metrics import Metrics
 from oracle.monitor.watchdog import Watchdog
-from oracle.agreement.watcher import EpochObserved
 
 log = structlog.get_logger(__name__)
 PUBLISH_FAILED = "publish_failed"

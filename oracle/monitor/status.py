@@ -38,8 +38,8 @@ from oracle.bitcoin.difficulty import (
     calculate_next_work_required,
     difficulty_from_target,
 )
-from oracle.index.bme import BmeValue, EpochTarget, bme
 from oracle.errors import InputError
+from oracle.index.bme import BmeValue, EpochTarget, bme
 
 #: Blocks of the sliding window used early in an epoch (a quarter epoch).
 WINDOW_BLOCKS = 504

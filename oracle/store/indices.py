@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from oracle.index.bme import FIXED_POINT, BmeValue, epochs_for_days, format_decimal
 from oracle.errors import InputError
+from oracle.index.bme import FIXED_POINT, BmeValue, epochs_for_days, format_decimal
 from oracle.store import validate
 from oracle.store._sql import RepositoryBase, canonical_hash, insert_for, jsonable
 from oracle.store.models import (

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from oracle.index.bme import EpochTarget, bme
 from oracle.config import Config
 from oracle.devstack.stack import deploy_dev_contract, make_dev_keys, publisher_config
+from oracle.index.bme import EpochTarget, bme
 from oracle.publish.contract import OracleContract, connect
 from oracle.service import Service
 from tests.e2e.helpers import WebhookReceiver, daemon_config, running, status_of, wait_for

@@ -10,10 +10,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from oracle.bitcoin.header import parse_header_hex
-from oracle.sources.checkpoints import mainnet_checkpoints
 from oracle.agreement.crosscheck import Agreed, Insufficient
+from oracle.bitcoin.header import parse_header_hex
 from oracle.pipeline import Pipeline
+from oracle.sources.checkpoints import mainnet_checkpoints
 from tests.conftest import DATA
 from tests.e2e.helpers import BIN
 

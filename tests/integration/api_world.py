@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oracle.api import ApiContext, start_api
-from oracle.index.bme import EpochTarget, bme_series
 from oracle.config import Config, CrossCheckConfig
+from oracle.index.bme import EpochTarget, bme_series
 from oracle.monitor.health import SourceHealth, gather_readiness
 from oracle.monitor.metrics import Metrics
 from oracle.sources.base import HeightNotFound

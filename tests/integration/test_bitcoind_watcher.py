@@ -17,14 +17,14 @@ from urllib.parse import quote
 
 import pytest
 
-from oracle.bitcoin.difficulty import EPOCH_BLOCKS, get_network
 from oracle.agreement.crosscheck import Agreed, Insufficient
-from oracle.errors import SourceError, SourceUnavailable
 from oracle.agreement.reorg import TIP_LOWER, RetargetOrphaned, TipRegressed
+from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
+from oracle.bitcoin.difficulty import EPOCH_BLOCKS, get_network
+from oracle.errors import SourceError, SourceUnavailable
 from oracle.sources.base import SourceWarmingUp
 from oracle.sources.bitcoind import BitcoindSource
 from oracle.sources.rpc import RpcCredentials
-from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
 from tests.fixtures.bitcoind import ROOT, BitcoindNode, NodeFactory
 
 pytestmark = pytest.mark.bitcoind

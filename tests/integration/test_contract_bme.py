@@ -30,8 +30,8 @@ from oracle.bitcoin.difficulty import (
     permitted_difficulty_transition,
 )
 from oracle.bitcoin.header import parse_header
-from oracle.index.bme import EpochTarget, bme, bme_at, bme_series, epoch_subsidy_sat
 from oracle.errors import IndexUnavailable, InvalidBits
+from oracle.index.bme import EpochTarget, bme, bme_at, bme_series, epoch_subsidy_sat
 from oracle.publish.contract import (
     AggregatorContract,
     ContractReverted,

@@ -18,10 +18,12 @@ from typing import Any
 
 import pytest
 
-from oracle.bitcoin.difficulty import get_network
 from oracle.agreement.crosscheck import Agreed, Insufficient
-from oracle.errors import SourceUnavailable
 from oracle.agreement.reorg import TIP_REPLACED, TipRegressed
+from oracle.agreement.verify import retarget_heights
+from oracle.agreement.watcher import EpochObserved, RetargetWatcher
+from oracle.bitcoin.difficulty import get_network
+from oracle.errors import SourceUnavailable
 from oracle.sources.base import (
     HeaderSource,
     HeightNotFound,
@@ -35,8 +37,6 @@ from oracle.sources.base import (
 from oracle.sources.blockchain_com import BlockchainComSource
 from oracle.sources.esplora import EsploraSource
 from oracle.sources.rest import HttpPolicy
-from oracle.agreement.verify import retarget_heights
-from oracle.agreement.watcher import EpochObserved, RetargetWatcher
 from tests.conftest import ROOT
 from tests.fixtures.restreplay import (
     Fault,

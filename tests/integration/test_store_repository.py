@@ -14,8 +14,8 @@ from fractions import Fraction
 
 import pytest
 
-from oracle.index.bme import EpochTarget, bme_series
 from oracle.errors import InputError, StoreConflict
+from oracle.index.bme import EpochTarget, bme_series
 from oracle.store.records import ObservationInput
 from oracle.store.repository import Repository
 from oracle.store.types import UINT256_MAX

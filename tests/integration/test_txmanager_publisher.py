@@ -13,9 +13,9 @@ import pytest
 
 from oracle.bitcoin.difficulty import NETWORKS
 from oracle.bitcoin.header import parse_header
-from oracle.index.bme import EpochTarget, bme
 from oracle.config import Config, NetworkConfig, PublisherConfig, Secret
 from oracle.errors import ConfigError
+from oracle.index.bme import EpochTarget, bme
 from oracle.publish.publisher import build_publisher
 from oracle.publish.signing import Report, ReportSignature
 from oracle.store.repository import Repository

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oracle.bitcoin.difficulty import DIFF1_TARGET, bits_to_target, target_from_difficulty
+from oracle.errors import IndexUnavailable, InputError
 from oracle.index.bme import (
     EpochTarget,
     block_subsidy_sat,
@@ -23,7 +24,6 @@ from oracle.index.bme import (
     format_scientific,
     k_factor,
 )
-from oracle.errors import IndexUnavailable, InputError
 from tests.conftest import DATA
 
 

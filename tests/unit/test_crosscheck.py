@@ -1,4 +1,4 @@
-"""oracle.agreement.crosscheck: quorum, disputes, unverified claims, purity — on real mainnet headers."""
+"""oracle.agreement.crosscheck: quorum, disputes, unverified claims, purity (mainnet headers)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from oracle.agreement.crosscheck import Agreed, Disputed, Insufficient, cross_check
+from oracle.agreement.verify import VerificationResult, verify_retarget
 from oracle.bitcoin.difficulty import get_network
 from oracle.bitcoin.header import Header, parse_header, parse_header_hex
-from oracle.agreement.crosscheck import Agreed, Disputed, Insufficient, cross_check
 from oracle.sources.base import Observation, SourceFailure
-from oracle.agreement.verify import VerificationResult, verify_retarget
 from tests.fixtures.restreplay import mainnet_hashes, mainnet_headers
 from tests.unit.test_verify import grind_regtest
 

@@ -12,8 +12,13 @@ from pathlib import Path
 import pytest
 from bitcoinrpc.authproxy import AuthServiceProxy
 
+from oracle.agreement.reorg import (
+    TIP_LOWER,
+    TIP_REPLACED,
+    check_stored_retarget,
+    classify_tip_change,
+)
 from oracle.bitcoin.header import parse_header_hex
-from oracle.agreement.reorg import TIP_LOWER, TIP_REPLACED, check_stored_retarget, classify_tip_change
 from oracle.sources.base import (
     HeightNotFound,
     Observation,

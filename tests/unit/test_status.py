@@ -15,8 +15,8 @@ from fractions import Fraction
 import pytest
 
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS, get_network
-from oracle.index.bme import format_scientific
 from oracle.errors import InputError
+from oracle.index.bme import format_scientific
 from oracle.monitor.status import (
     ChainSnapshot,
     clamp_change_percent,

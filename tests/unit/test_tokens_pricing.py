@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oracle.index.bme import k_factor
 from oracle.errors import InputError, NoSolution
+from oracle.index.bme import k_factor
 from oracle.index.pricing import (
     implied_difficulty,
     implied_earnings_units,

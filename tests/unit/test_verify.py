@@ -7,8 +7,6 @@ import struct
 
 import pytest
 
-from oracle.bitcoin.difficulty import get_network
-from oracle.bitcoin.header import Header, double_sha256, parse_header, parse_header_hex
 from oracle.agreement.verify import (
     METHOD_BOUND,
     METHOD_GENESIS,
@@ -18,6 +16,8 @@ from oracle.agreement.verify import (
     verify_linkage,
     verify_retarget,
 )
+from oracle.bitcoin.difficulty import get_network
+from oracle.bitcoin.header import Header, double_sha256, parse_header, parse_header_hex
 from tests.conftest import DATA
 from tests.fixtures.restreplay import mainnet_headers
 
