@@ -1,1 +1,1 @@
-"""``bme-oracle dev``: local regtest bitcoind and anvil (``nodes``), the stack on them (``stack``)."""
+"""``bme-oracle dev``: local regtest bitcoind and anvil (``nodes``) and the stack on them."""
