@@ -10,7 +10,7 @@ from aiohttp import web
 from oracle.api.app import build_app
 from oracle.api.context import ApiContext
 from oracle.monitor.health import ReadinessReport, gather_readiness, judge_source
-from oracle.sources.base import HeaderSource
+from oracle.sources.types import HeaderSource
 
 if TYPE_CHECKING:
     from oracle.service import Service

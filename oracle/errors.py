@@ -10,20 +10,36 @@ and the service can tell "bad input / bad world" from a bug::
     ├── InvalidHeader          fails linkage / bits / proof-of-work check (pure layer)
     ├── NoSolution             a pricing equation with no root, or Newton did not converge
     ├── IndexUnavailable       not enough epochs for BME_N, or no epoch before a time
-    ├── SourceError
-    │   ├── SourceUnavailable  timeout, refused, 5xx, node warming up -> retry with backoff
-    │   └── SourceDataError    answered, but malformed or inconsistent -> no retry loop
-    │       (finer kinds: timeout, rate_limited, warming_up, auth, not_found, malformed,
-    │        inconsistent, oversized -- subclasses in oracle/sources/base.py)
-    ├── CrossCheckFailed       sources disagree -> nothing final stored, nothing published
+    ├── SourceError            a block source failed; ``kind`` names how (metrics, SourceFailure)
+    │   ├── SourceUnavailable  kind "unavailable": refused, reset, 5xx -> retry with backoff
+    │   │   ├── SourceTimeout      kind "timeout"
+    │   │   ├── SourceRateLimited  kind "rate_limited": 429, with retry_after_s
+    │   │   ├── SourceWarmingUp    kind "warming_up": bitcoind RPC -28
+    │   │   └── SourceAuthFailed   kind "auth": 401 / wrong credentials
+    │   ├── SourceDataError    answered, but malformed or inconsistent -> no retry loop
+    │   │   ├── SourceMalformed    kind "malformed": wrong type, truncated, not JSON, HTML
+    │   │   ├── SourceInconsistent kind "inconsistent": header does not hash to the hash served
+    │   │   └── SourceOversized    kind "oversized": response larger than the cap
+    │   └── HeightNotFound     kind "not_found": the height is past the source's tip; a fact
+    │                          about the chain, neither transient nor malformed -> no retry
+    ├── PeerError              another operator's node, over its attestation API
+    │   ├── PeerUnavailable    timeout, refused, non-200, oversized -> back off, ask again
+    │   └── PeerDataError      malformed or forged attestation -> ignored, logged
     ├── StoreError
     │   ├── StoreUnavailable   database unreachable
     │   ├── SchemaOutdated     migrations behind -> run ``bme-oracle db upgrade``
     │   └── StoreConflict      a different row already exists for this key
-    └── PublishError
-        ├── TxRejected         node refused (revert, nonce) -> alert; no blind retry
-        ├── TxNotConfirmed     timed out -> re-check receipt, resend the same raw tx
-        └── PublishDeferred    not our turn or too few signatures yet -> retry later, no alert
+    ├── PublishError
+    │   ├── TxRejected         node refused (revert, nonce) -> alert; no blind retry
+    │   │   └── ContractReverted   the contract's custom error, decoded (oracle.publish.contract)
+    │   ├── TxNotConfirmed     timed out -> re-check receipt, resend the same raw tx
+    │   └── PublishDeferred    not our turn or too few signatures yet -> retry later, no alert
+    ├── CompileError           solc missing, wrong version, compile error (oracle.publish.compile)
+    ├── DevnetError            the dev stack's bitcoind or anvil failed (oracle.devstack.nodes)
+    └── ApiError               a request the read API refuses, with its HTTP status (oracle.api)
+
+Classes defined outside this module are named with it; ``tests/unit/test_errors.py``
+keeps this drawing equal to the real class tree.
 """
 
 from __future__ import annotations
@@ -75,8 +91,53 @@ class SourceDataError(SourceError):
     """The source answered, but the answer is malformed or inconsistent."""
 
 
-class CrossCheckFailed(OracleError):
-    """Sources disagree or are too few; nothing is final."""
+class SourceTimeout(SourceUnavailable):
+    kind = "timeout"
+
+
+class SourceRateLimited(SourceUnavailable):
+    kind = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str = "",
+        request: str = "",
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, source=source, request=request)
+        self.retry_after_s = retry_after_s
+
+
+class SourceWarmingUp(SourceUnavailable):
+    kind = "warming_up"
+
+
+class SourceAuthFailed(SourceUnavailable):
+    kind = "auth"
+
+
+class SourceInconsistent(SourceDataError):
+    kind = "inconsistent"
+
+
+class SourceOversized(SourceDataError):
+    kind = "oversized"
+
+
+class SourceMalformed(SourceDataError):
+    kind = "malformed"
+
+
+class HeightNotFound(SourceError):
+    """The source has no block at that height (yet): past its tip, or a 404."""
+
+    kind = "not_found"
+
+
+class PeerError(OracleError):
+    """Another operator's node failed to give a usable attestation."""
 
 
 class StoreError(OracleError):

@@ -24,8 +24,8 @@ from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS
 from oracle.errors import PublishDeferred
 from oracle.index.bme import EpochTarget, bme_series
-from oracle.sources.base import Observation, SourceFailure
 from oracle.sources.checkpoints import mainnet_checkpoints
+from oracle.sources.types import Observation, SourceFailure
 from oracle.store.records import AgreedEpoch, ObservationInput
 from oracle.store.repository import Repository
 

@@ -12,8 +12,9 @@ from oracle.config import Config
 from oracle.errors import InputError, SourceError
 from oracle.pipeline import Pipeline
 from oracle.replay import ReplaySummary, replay
-from oracle.sources.base import HeaderSource, build_sources
 from oracle.sources.checkpoints import CheckpointSource
+from oracle.sources.factory import build_sources
+from oracle.sources.types import HeaderSource
 
 
 async def run_replay(

@@ -31,7 +31,8 @@ from oracle.config import Config
 from oracle.errors import OracleError, PublishError, SourceError
 from oracle.monitor.instrument import InstrumentedSource
 from oracle.pipeline import Pipeline, seed_watcher
-from oracle.sources.base import HeaderSource, Tip, build_sources
+from oracle.sources.factory import build_sources
+from oracle.sources.types import HeaderSource, Tip
 
 log = structlog.get_logger(__name__)
 

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from oracle.agreement.verify import VerificationResult
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS
-from oracle.sources.base import Observation, SourceFailure
+from oracle.sources.types import Observation, SourceFailure
 
 #: Fields of a claim that are compared between sources, in display order.
 CLAIM_FIELDS = (

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS
-from oracle.sources.base import Observation, SourceFailure, Tip
+from oracle.sources.types import Observation, SourceFailure, Tip
 
 TIP_LOWER = "height_decreased"
 TIP_REPLACED = "replaced"

@@ -35,15 +35,8 @@ from oracle.agreement.reorg import (
 )
 from oracle.agreement.verify import VerificationResult, retarget_heights, verify_retarget
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS, Network
-from oracle.errors import SourceError
-from oracle.sources.base import (
-    HeaderSource,
-    Observation,
-    SourceFailure,
-    SourceTimeout,
-    Tip,
-    utc_now,
-)
+from oracle.errors import SourceError, SourceTimeout
+from oracle.sources.types import HeaderSource, Observation, SourceFailure, Tip, utc_now
 
 log = structlog.get_logger(__name__)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from oracle.config import Config
+from oracle.errors import OracleError
 from oracle.monitor.health import ReadinessReport
 from oracle.monitor.metrics import Metrics
 from oracle.store.repository import Repository
@@ -57,7 +58,7 @@ class ApiContext:
     request_timeout_s: float = 10.0
 
 
-class ApiError(Exception):
+class ApiError(OracleError):
     """An error answer: HTTP status, a stable machine code and a human message."""
 
     def __init__(self, status: int, code: str, message: str) -> None:

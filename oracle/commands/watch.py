@@ -24,12 +24,13 @@ from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
 from oracle.bitcoin.difficulty import core_get_difficulty, get_network
 from oracle.cli import add_json_flag
 from oracle.errors import InputError
-from oracle.sources.base import HeaderSource, build_sources
 from oracle.sources.bitcoind import BitcoindSource
 from oracle.sources.blockchain_com import BlockchainComSource
 from oracle.sources.esplora import EsploraSource
+from oracle.sources.factory import build_sources
 from oracle.sources.rest import HttpPolicy
 from oracle.sources.rpc import RpcCredentials
+from oracle.sources.types import HeaderSource
 
 
 def register(subparsers: Any) -> None:

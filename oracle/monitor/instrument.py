@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from oracle.errors import SourceError
-from oracle.sources.base import HeaderSource, Observation, Tip, error_kind
+from oracle.sources.types import HeaderSource, Observation, Tip, error_kind
 
 T = TypeVar("T")
 HealthCallback = Callable[[str, float, bool, str | None], Awaitable[None]]

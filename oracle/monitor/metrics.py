@@ -168,7 +168,7 @@ class Metrics:
         self._source_latency.labels(source=source, operation=operation).observe(seconds)
 
     def count_source_error(self, source: str, kind: str) -> None:
-        """A source request failed; ``kind`` as in ``oracle.sources.base.error_kind``."""
+        """A source request failed; ``kind`` as in ``oracle.sources.types.error_kind``."""
         self._source_errors.labels(source=source, kind=kind).inc()
 
     def set_source_tip(self, source: str, height: int) -> None:

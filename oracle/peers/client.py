@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import structlog
 
-from oracle.errors import OracleError
+from oracle.errors import PeerError
 from oracle.monitor.alerts import webhook_label
 from oracle.peers.wire import PeerDataError, SignedReport, parse_body
 
@@ -28,7 +28,7 @@ log = structlog.get_logger(__name__)
 LOG_EVERY_S = 60.0
 
 
-class PeerUnavailable(OracleError):
+class PeerUnavailable(PeerError):
     """A peer did not answer in time, refused, or answered with an HTTP error."""
 
 

@@ -22,11 +22,11 @@ from typing import Any
 
 from eth_utils.address import is_hex_address, to_checksum_address
 
-from oracle.errors import InputError, OracleError
+from oracle.errors import InputError, PeerError
 from oracle.publish.signing import SIGNATURE_SIZE, Report
 
 
-class PeerDataError(OracleError):
+class PeerDataError(PeerError):
     """A peer answered, but not with an attestation list we can use."""
 
 

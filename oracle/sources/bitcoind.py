@@ -24,8 +24,7 @@ import zmq
 import zmq.asyncio
 
 from oracle.config import BitcoindConfig, read_secret, redact_url
-from oracle.errors import SourceError
-from oracle.sources.base import Observation, SourceMalformed, Tip, utc_now
+from oracle.errors import SourceError, SourceMalformed
 from oracle.sources.checks import (
     make_observation,
     parse_header_hex_strict,
@@ -41,6 +40,7 @@ from oracle.sources.rpc import (
     error_from_rpc,
     split_url_credentials,
 )
+from oracle.sources.types import Observation, Tip, utc_now
 
 log = structlog.get_logger(__name__)
 

@@ -19,14 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from oracle.bitcoin.header import parse_header
-from oracle.sources.base import (
-    HeightNotFound,
-    Observation,
-    SourceInconsistent,
-    SourceMalformed,
-    Tip,
-    utc_now,
-)
+from oracle.errors import HeightNotFound, SourceInconsistent, SourceMalformed
 from oracle.sources.checks import (
     build_header,
     field,
@@ -38,6 +31,7 @@ from oracle.sources.checks import (
     require_int,
 )
 from oracle.sources.rest import HttpPolicy, RestClient, poll_tips
+from oracle.sources.types import Observation, Tip, utc_now
 
 
 class BlockchainComSource:

@@ -17,7 +17,8 @@ from importlib import resources
 
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS
 from oracle.bitcoin.header import Header, parse_header_hex
-from oracle.sources.base import HeightNotFound, Observation, Tip, utc_now
+from oracle.errors import HeightNotFound
+from oracle.sources.types import Observation, Tip, utc_now
 
 CHECKPOINT_FILE = "epoch_boundary_headers_0_832608.csv"
 SOURCE_NAME = "checkpoints"

@@ -16,8 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from oracle.bitcoin.header import HEADER_SIZE, Header, parse_header
-from oracle.errors import InvalidHeader
-from oracle.sources.base import Observation, SourceInconsistent, SourceMalformed
+from oracle.errors import InvalidHeader, SourceInconsistent, SourceMalformed
+from oracle.sources.types import Observation
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 _HEADER_RE = re.compile(r"[0-9a-fA-F]{160}")

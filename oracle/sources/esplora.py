@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from oracle.sources.base import Observation, SourceInconsistent, Tip, utc_now
+from oracle.errors import SourceInconsistent
 from oracle.sources.checks import (
     field,
     make_observation,
@@ -23,6 +23,7 @@ from oracle.sources.checks import (
     require_height,
 )
 from oracle.sources.rest import HttpPolicy, RestClient, poll_tips
+from oracle.sources.types import Observation, Tip, utc_now
 
 
 class EsploraSource:

@@ -22,20 +22,20 @@ from typing import TYPE_CHECKING
 import aiohttp
 import structlog
 
-from oracle.errors import SourceError, SourceUnavailable
-from oracle.sources.base import (
+from oracle.errors import (
     HeightNotFound,
+    SourceError,
     SourceMalformed,
     SourceOversized,
     SourceRateLimited,
     SourceTimeout,
-    Tip,
-    utc_now,
+    SourceUnavailable,
 )
+from oracle.sources.types import Tip, utc_now
 
 if TYPE_CHECKING:
     from oracle.config import RestSourceConfig
-    from oracle.sources.base import HeaderSource
+    from oracle.sources.types import HeaderSource
 
 log = structlog.get_logger(__name__)
 
@@ -120,8 +120,8 @@ class RestClient:
         while True:
             try:
                 return await self._get_once(path)
-            except (SourceRateLimited, SourceUnavailable) as exc:
-                if isinstance(exc, HeightNotFound) or attempt >= self.policy.max_retries:
+            except (SourceRateLimited, SourceUnavailable) as exc:  # never HeightNotFound
+                if attempt >= self.policy.max_retries:
                     raise
                 delay = self._backoff(attempt, exc)
                 if delay is None:

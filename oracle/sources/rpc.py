@@ -33,12 +33,13 @@ from bitcoinrpc.authproxy import (  # type: ignore[import-untyped]  # no stubs u
     JSONRPCException,
 )
 
-from oracle.errors import SourceError, SourceUnavailable
-from oracle.sources.base import (
+from oracle.errors import (
     HeightNotFound,
     SourceAuthFailed,
+    SourceError,
     SourceMalformed,
     SourceTimeout,
+    SourceUnavailable,
     SourceWarmingUp,
 )
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from oracle.api import ApiContext, start_api
 from oracle.config import Config, CrossCheckConfig
+from oracle.errors import HeightNotFound
 from oracle.index.bme import EpochTarget, bme_series
 from oracle.monitor.health import SourceHealth, gather_readiness
 from oracle.monitor.metrics import Metrics
-from oracle.sources.base import HeightNotFound
 from oracle.store.records import ObservationInput
 from oracle.store.repository import Repository, open_repository
 from tests.integration.test_store_data import retarget_headers, sibling

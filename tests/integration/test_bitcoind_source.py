@@ -7,8 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from oracle.errors import SourceUnavailable
-from oracle.sources.base import HeightNotFound, SourceAuthFailed
+from oracle.errors import HeightNotFound, SourceAuthFailed, SourceUnavailable
 from oracle.sources.bitcoind import BitcoindSource
 from oracle.sources.rpc import RpcCredentials
 from tests.fixtures.bitcoind import BitcoindNode, free_port

@@ -21,8 +21,7 @@ from oracle.agreement.crosscheck import Agreed, Insufficient
 from oracle.agreement.reorg import TIP_LOWER, RetargetOrphaned, TipRegressed
 from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS, get_network
-from oracle.errors import SourceError, SourceUnavailable
-from oracle.sources.base import SourceWarmingUp
+from oracle.errors import SourceError, SourceUnavailable, SourceWarmingUp
 from oracle.sources.bitcoind import BitcoindSource
 from oracle.sources.rpc import RpcCredentials
 from tests.fixtures.bitcoind import ROOT, BitcoindNode, NodeFactory

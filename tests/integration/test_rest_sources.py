@@ -23,20 +23,19 @@ from oracle.agreement.reorg import TIP_REPLACED, TipRegressed
 from oracle.agreement.verify import retarget_heights
 from oracle.agreement.watcher import EpochObserved, RetargetWatcher
 from oracle.bitcoin.difficulty import get_network
-from oracle.errors import SourceUnavailable
-from oracle.sources.base import (
-    HeaderSource,
+from oracle.errors import (
     HeightNotFound,
-    SourceFailure,
     SourceInconsistent,
     SourceMalformed,
     SourceOversized,
     SourceRateLimited,
     SourceTimeout,
+    SourceUnavailable,
 )
 from oracle.sources.blockchain_com import BlockchainComSource
 from oracle.sources.esplora import EsploraSource
 from oracle.sources.rest import HttpPolicy
+from oracle.sources.types import HeaderSource, SourceFailure
 from tests.conftest import ROOT
 from tests.fixtures.restreplay import (
     Fault,

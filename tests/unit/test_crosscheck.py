@@ -14,7 +14,7 @@ from oracle.agreement.crosscheck import Agreed, Disputed, Insufficient, cross_ch
 from oracle.agreement.verify import VerificationResult, verify_retarget
 from oracle.bitcoin.difficulty import get_network
 from oracle.bitcoin.header import Header, parse_header, parse_header_hex
-from oracle.sources.base import Observation, SourceFailure
+from oracle.sources.types import Observation, SourceFailure
 from tests.fixtures.restreplay import mainnet_hashes, mainnet_headers
 from tests.unit.test_verify import grind_regtest
 

@@ -19,16 +19,12 @@ from oracle.agreement.reorg import (
     classify_tip_change,
 )
 from oracle.bitcoin.header import parse_header_hex
-from oracle.sources.base import (
+from oracle.errors import (
     HeightNotFound,
-    Observation,
     SourceAuthFailed,
-    SourceFailure,
     SourceInconsistent,
     SourceMalformed,
     SourceWarmingUp,
-    Tip,
-    error_kind,
 )
 from oracle.sources.bitcoind import parse_hashblock
 from oracle.sources.checks import (
@@ -42,6 +38,7 @@ from oracle.sources.checks import (
 )
 from oracle.sources.rest import parse_retry_after
 from oracle.sources.rpc import RpcError, error_from_rpc, parse_batch_response, split_url_credentials
+from oracle.sources.types import Observation, SourceFailure, Tip, error_kind
 from tests.fixtures.restreplay import mainnet_hashes, mainnet_headers
 
 HEADERS = mainnet_headers()
@@ -228,10 +225,10 @@ def test_stored_retarget_checks() -> None:
 
 def test_build_sources_from_config(tmp_path: Path) -> None:
     from oracle import config
-    from oracle.sources.base import build_sources
     from oracle.sources.bitcoind import BitcoindSource
     from oracle.sources.blockchain_com import BlockchainComSource
     from oracle.sources.esplora import EsploraSource
+    from oracle.sources.factory import build_sources
 
     path = tmp_path / "oracle.toml"
     path.write_text(
