@@ -29,8 +29,8 @@ from oracle.index.bme import (
     k_factor,
 )
 from oracle.index.csvfile import bundled_sample_path, read_history
-from oracle.index.pricing import price_from_market, value_from_path
-from oracle.index.tokens import hedge, parse_token, payout_btc, units_to_btc
+from oracle.index.pricing import hedge, price_from_market, value_from_path
+from oracle.index.tokens import parse_token, payout_btc, units_to_btc
 
 #: Last bundled retarget (height, header time): anchors the height estimate for a date.
 _ANCHOR_HEIGHT = 832_608

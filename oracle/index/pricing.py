@@ -141,3 +141,28 @@ def value_from_path(token: Token, *, path: Sequence[Fraction], k: Fraction) -> P
     return PathValue(
         index_btc=index_btc, index_units=index_units, value_btc=payout_btc(token, index_units)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Hedge:
+    """A hedge of ``hashrate_th`` TH/s over the token's N days."""
+
+    tokens: Fraction
+    earnings_units: Fraction  # locked-in earnings per TH/s per day, 1E-7 BTC units
+    total_btc: Fraction  # locked-in total over N days for the whole hashrate
+
+
+def hedge(token: Token, *, hashrate_th: Fraction, price_btc: Fraction) -> Hedge:
+    """Tokens to hold (TH/s x N days / Multiplier) and the earnings the hedge locks in.
+
+    A miner holding shorts earns ``H x N x BME`` from mining plus ``Cap - BME``
+    per unit from the shorts, minus their price: ``Cap - price/Multiplier`` per
+    TH/s-day whatever the index does. A long holder locks in ``Floor +
+    price/Multiplier`` as a cost instead (e.g. someone who sold hashrate).
+    """
+    if hashrate_th <= 0:
+        raise InputError(f"hashrate must be positive, got {hashrate_th} TH/s")
+    tokens = Fraction(hashrate_th) * token.n_days / MULTIPLIER
+    earnings = implied_earnings_units(token, price_btc)
+    total = units_to_btc(earnings) * Fraction(hashrate_th) * token.n_days
+    return Hedge(tokens=tokens, earnings_units=earnings, total_btc=total)

@@ -138,33 +138,6 @@ def units_to_btc(value_units: Fraction) -> Fraction:
     return Fraction(value_units) * UNIT_BTC
 
 
-@dataclass(frozen=True, slots=True)
-class Hedge:
-    """A hedge of ``hashrate_th`` TH/s over the token's N days."""
-
-    tokens: Fraction
-    earnings_units: Fraction  # locked-in earnings per TH/s per day, 1E-7 BTC units
-    total_btc: Fraction  # locked-in total over N days for the whole hashrate
-
-
-def hedge(token: Token, *, hashrate_th: Fraction, price_btc: Fraction) -> Hedge:
-    """Tokens to hold (TH/s x N days / Multiplier) and the earnings the hedge locks in.
-
-    A miner holding shorts earns ``H x N x BME`` from mining plus ``Cap - BME``
-    per unit from the shorts, minus their price: ``Cap - price/Multiplier`` per
-    TH/s-day whatever the index does. A long holder locks in ``Floor +
-    price/Multiplier`` as a cost instead (e.g. someone who sold hashrate).
-    """
-    if hashrate_th <= 0:
-        raise InputError(f"hashrate must be positive, got {hashrate_th} TH/s")
-    tokens = Fraction(hashrate_th) * token.n_days / MULTIPLIER
-    from oracle.index.pricing import implied_earnings_units
-
-    earnings = implied_earnings_units(token, price_btc)
-    total = units_to_btc(earnings) * Fraction(hashrate_th) * token.n_days
-    return Hedge(tokens=tokens, earnings_units=earnings, total_btc=total)
-
-
 def check_days(n_days: int) -> int:
     """Validate N for callers outside token parsing."""
     epochs_for_days(n_days)

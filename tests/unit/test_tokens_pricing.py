@@ -13,13 +13,14 @@ from hypothesis import strategies as st
 from oracle.errors import InputError, NoSolution
 from oracle.index.bme import k_factor
 from oracle.index.pricing import (
+    hedge,
     implied_difficulty,
     implied_earnings_units,
     implied_growth_rate,
     price_from_market,
     value_from_path,
 )
-from oracle.index.tokens import Token, format_token, hedge, parse_token, payout_btc, payout_units
+from oracle.index.tokens import Token, format_token, parse_token, payout_btc, payout_units
 
 K = k_factor(300)  # 12.5 BTC era
 
