@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from oracle.errors import OracleError
 
@@ -66,19 +64,6 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
             raise
         module.register(subparsers)
     return parser
-
-
-def add_json_flag(parser: argparse.ArgumentParser) -> None:
-    """Every command takes ``--json`` for machine-readable output."""
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-
-
-def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
-    """Print ``payload`` as JSON with ``--json``, else the human-readable ``text``."""
-    if getattr(args, "json", False):
-        print(json.dumps(payload, indent=None, sort_keys=False))
-    else:
-        print(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

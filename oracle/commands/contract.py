@@ -18,7 +18,7 @@ from typing import Any
 from eth_utils.address import is_address, to_checksum_address
 
 from oracle.bitcoin.difficulty import NETWORKS
-from oracle.cli import add_json_flag, emit
+from oracle.commands.output import add_json_flag, emit
 from oracle.config import Config, database_url, load, read_secret
 from oracle.errors import ConfigError, InputError, PublishError
 from oracle.logs import setup_logging

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from oracle.cli import add_json_flag, emit
+from oracle.commands.output import add_json_flag, emit
 from oracle.config import Config, load
 from oracle.errors import InputError
 from oracle.logs import setup_logging

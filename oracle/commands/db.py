@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from oracle.cli import add_json_flag, emit
+from oracle.commands.output import add_json_flag, emit
 from oracle.config import database_url, load, redact_url
 from oracle.store import migrate
 from oracle.store.session import validate_url

@@ -18,7 +18,7 @@ from oracle.bitcoin.difficulty import (
     get_network,
     parse_bits,
 )
-from oracle.cli import add_json_flag, emit
+from oracle.commands.output import add_json_flag, emit
 from oracle.errors import InputError
 from oracle.index.bme import (
     BmeValue,

@@ -22,7 +22,7 @@ from oracle.agreement.crosscheck import Agreed, Disputed, Insufficient
 from oracle.agreement.reorg import RetargetOrphaned, TipRegressed
 from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
 from oracle.bitcoin.difficulty import core_get_difficulty, get_network
-from oracle.cli import add_json_flag
+from oracle.commands.output import add_json_flag
 from oracle.errors import InputError
 from oracle.sources.bitcoind import BitcoindSource
 from oracle.sources.blockchain_com import BlockchainComSource

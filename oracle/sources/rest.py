@@ -35,7 +35,6 @@ from oracle.sources.types import Tip, utc_now
 
 if TYPE_CHECKING:
     from oracle.config import RestSourceConfig
-    from oracle.sources.types import HeaderSource
 
 log = structlog.get_logger(__name__)
 
@@ -229,26 +228,3 @@ async def poll_tips(
                 last = key
                 yield current
         await asyncio.sleep(interval_s)
-
-
-def build_rest_source(config: RestSourceConfig) -> HeaderSource:
-    """The adapter for one ``[[sources]]`` entry."""
-    from oracle.sources.blockchain_com import BlockchainComSource
-    from oracle.sources.esplora import EsploraSource
-
-    policy = HttpPolicy.from_config(config)
-    if config.kind == "esplora":
-        return EsploraSource(
-            name=config.name,
-            base_url=config.base_url,
-            policy=policy,
-            poll_interval_s=config.poll_interval_s,
-        )
-    if config.kind == "blockchain_com":
-        return BlockchainComSource(
-            name=config.name,
-            base_url=config.base_url,
-            policy=policy,
-            poll_interval_s=config.poll_interval_s,
-        )
-    raise SourceMalformed(f"unknown source kind {config.kind!r}", source=config.name)
