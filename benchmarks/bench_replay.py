@@ -3,7 +3,7 @@
 Run:  .venv/bin/python benchmarks/bench_replay.py [--epochs 50] [--check]
 
 A real regtest bitcoind is mined through ``--epochs`` retargets; then
-``bme-oracle replay``'s code path (``oracle.replaycmd.run_replay``: fetch the
+``bme-oracle replay``'s code path (``oracle.replay.run_replay``: fetch the
 three headers of every epoch over RPC batches, verify, cross-check, store the
 observation and the agreed retarget, recompute BME14/28/84) writes them into a
 fresh, migrated Postgres database. A second replay over the same range must
@@ -35,7 +35,7 @@ from oracle.config import (  # noqa: E402
 )
 from oracle.devstack.nodes import Bitcoind  # noqa: E402
 from oracle.logs import setup_logging  # noqa: E402
-from oracle.replaycmd import run_replay  # noqa: E402
+from oracle.replay import run_replay  # noqa: E402
 from oracle.store import migrate  # noqa: E402
 
 BAR_EPOCHS_PER_S = 50.0

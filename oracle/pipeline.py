@@ -22,7 +22,7 @@ from oracle.agreement.crosscheck import CLAIM_FIELDS, Agreed, Disputed, Insuffic
 from oracle.agreement.reorg import RetargetOrphaned, TipRegressed
 from oracle.agreement.watcher import EpochObserved, RetargetWatcher, WatchEvent
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS
-from oracle.errors import PublishDeferred
+from oracle.errors import PublishDeferred, PublishError
 from oracle.index.bme import EpochTarget, bme_series
 from oracle.sources.checkpoints import mainnet_checkpoints
 from oracle.sources.types import Observation, SourceFailure
@@ -212,6 +212,8 @@ class Pipeline:
                 network=self.network, epoch=epoch, height=record.height
             ):
                 try:
+                    if record.raw_header is None:
+                        raise PublishError(f"epoch {epoch} has no stored header to submit")
                     tx_hash = await self.publisher.publish_epoch(epoch, record.raw_header)
                 except PublishDeferred as exc:
                     log.info("publish_deferred", reason=str(exc))

@@ -1,5 +1,9 @@
 """``bme-oracle replay``: the live pipeline over a range of historical epochs.
 
+``run_replay`` builds the daemon's components (``oracle.wiring``), from the
+configured sources or the bundled mainnet checkpoints, and ``replay`` drives
+them epoch by epoch.
+
 Resumable and idempotent: epochs already agreed or published in the database
 are skipped (and said so), everything else goes through the same
 observe -> verify -> cross-check -> store -> index (-> publish) pass as the
@@ -8,6 +12,7 @@ daemon. Running it twice changes nothing the second time.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -18,7 +23,11 @@ import structlog
 from tqdm import tqdm
 
 from oracle.agreement.watcher import RetargetWatcher
+from oracle.config import Config
+from oracle.errors import InputError, SourceError
 from oracle.pipeline import Pipeline, seed_watcher
+from oracle.sources.checkpoints import CheckpointSource
+from oracle.wiring import build_components
 
 log = structlog.get_logger(__name__)
 
@@ -103,3 +112,38 @@ async def replay(
     bar.close()
     log.info("replay_done", **summary.as_dict())
     return summary
+
+
+async def run_replay(
+    config: Config, epochs: Sequence[int], *, publish: bool, checkpoints: bool, progress: bool
+) -> ReplaySummary:
+    """``bme-oracle replay``: build the components, replay ``epochs``, close everything."""
+    if checkpoints and config.network.name != "mainnet":
+        raise InputError(
+            f"--checkpoints holds mainnet headers; the configured network is {config.network.name}"
+        )
+    if publish and not config.publisher.enabled:
+        raise InputError("--publish needs [publisher] enabled = true in the configuration")
+    parts = await build_components(
+        config,
+        sources=[CheckpointSource()] if checkpoints else None,
+        quorum=1 if checkpoints else None,
+        publish=publish,
+        check_schema=True,
+        record_health=False,
+    )
+    try:
+        tips = []
+        for source in parts.sources:
+            with contextlib.suppress(SourceError):
+                tips.append((await source.tip()).height)
+        return await replay(
+            pipeline=parts.pipeline,
+            watcher=parts.watcher,
+            epochs=epochs,
+            publish=publish,
+            tip_height=max(tips) if tips else None,
+            progress=progress,
+        )
+    finally:
+        await parts.close()

@@ -1,4 +1,4 @@
-"""``bme-oracle run``: the long-running service and all of its wiring.
+"""``bme-oracle run``: the long-running service (its components come from ``oracle.wiring``).
 
 One ``asyncio.TaskGroup`` owns the watcher loop, the scheduler and the API
 server. Every new block from any source triggers one pipeline pass for the
@@ -20,84 +20,66 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
+from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from oracle.agreement.watcher import RetargetWatcher
-from oracle.bitcoin.difficulty import get_network
 from oracle.config import Config
-from oracle.errors import OracleError, PublishError, SourceError
-from oracle.monitor.instrument import InstrumentedSource
-from oracle.pipeline import Pipeline, seed_watcher
-from oracle.sources.factory import build_sources
-from oracle.sources.types import HeaderSource, Tip
+from oracle.errors import PublishError, SourceError
+from oracle.publish.publisher import Publisher
+from oracle.sources.types import HeaderSource
+from oracle.store.repository import Repository
+from oracle.wiring import Components, build_api, build_components
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass
 class Service:
-    """Everything ``run`` starts, in the order it is started (closed in reverse)."""
+    """``run``: the ``oracle.wiring`` components driven by new blocks, the scheduler, the API."""
 
     config: Config
     extra_sources: list[HeaderSource] = field(default_factory=list)
     on_ready: Callable[[Service], Awaitable[None]] | None = None
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     pass_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    repository: Any = None
-    sources: list[InstrumentedSource] = field(default_factory=list)
-    watcher: RetargetWatcher | None = None
-    pipeline: Pipeline | None = None
-    monitor: Any = None
-    publisher: Any = None
+    components: Components | None = None
     api_url: str | None = None
-    best_height: int | None = None
-    _runner: Any = None
+    _runner: web.AppRunner | None = None
+
+    @property
+    def parts(self) -> Components:
+        """The running components (``open`` builds them)."""
+        if self.components is None:
+            raise RuntimeError("the service is not open")
+        return self.components
+
+    @property
+    def repository(self) -> Repository:
+        return self.parts.repository
+
+    @property
+    def publisher(self) -> Publisher | None:
+        return self.parts.publisher
+
+    @property
+    def best_height(self) -> int | None:
+        return self.parts.watcher.best_height
 
     # -- start-up --------------------------------------------------------------------------
 
     async def open(self) -> None:
         """Connect to everything; fail fast with a clear error when something is wrong."""
-        from oracle.monitor.hub import build_notifier
-        from oracle.store.repository import open_repository
-
-        config = self.config
-        network = get_network(config.network.name)
-        self.repository = await open_repository(config.database.url, config.database)
-        self.monitor = build_notifier(config, repository=self.repository, metrics=None)
-        raw_sources = [*build_sources(config), *self.extra_sources]
-        if not raw_sources:
-            raise OracleError("no block sources are configured ([bitcoind] or [[sources]])")
-        self.sources = [InstrumentedSource(s, self.monitor.source_call) for s in raw_sources]
-        history = await self.repository.agreed_history(config.network.name)
-        self.watcher = RetargetWatcher(
-            self.sources,
-            network,
-            quorum=config.crosscheck.quorum,
-            start_epoch=(history[-1].epoch + 1) if history else None,
+        self.components = await build_components(
+            self.config,
+            extra_sources=self.extra_sources,
+            publish=self.config.publisher.enabled,
         )
-        seed_watcher(self.watcher, history)
-        if config.publisher.enabled:
-            from oracle.publishing import build_publisher
+        if self.components.publisher is not None:
+            await self._reconcile(self.components.publisher)
 
-            self.publisher = await build_publisher(
-                config, self.repository, watchdog=self.monitor.watchdog
-            )
-            self.monitor.publisher = self.publisher
-            await self._reconcile()
-        self.pipeline = Pipeline(
-            network=config.network.name,
-            repository=self.repository,
-            notifier=self.monitor,
-            confirmations=config.crosscheck.confirmations,
-            index_days=config.service.index_days,
-            publisher=self.publisher,
-            use_checkpoints=config.crosscheck.use_checkpoints,
-        )
-
-    async def _reconcile(self) -> None:
+    async def _reconcile(self, publisher: Publisher) -> None:
         """Settle what a previous run left in flight, before any new submission.
 
         A submission that cannot be resumed (e.g. the crash came before its
@@ -105,10 +87,9 @@ class Service:
         then publishes that epoch afresh. Each failure settles one submission,
         so the loop is bounded by their number.
         """
-        assert self.publisher is not None
         for _ in range(1000):
             try:
-                await self.publisher.reconcile()
+                await publisher.reconcile()
                 return
             except PublishError as exc:
                 log.warning("reconcile_left_for_pipeline", error=str(exc))
@@ -117,17 +98,8 @@ class Service:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-        for source in self.sources:
-            with contextlib.suppress(Exception):
-                await source.close()
-        if self.publisher is not None:
-            with contextlib.suppress(Exception):
-                await self.publisher.close()
-        if self.monitor is not None:
-            with contextlib.suppress(Exception):
-                await self.monitor.close()
-        if self.repository is not None:
-            await self.repository.close()
+        if self.components is not None:
+            await self.components.close()
 
     # -- the passes ------------------------------------------------------------------------
 
@@ -137,72 +109,56 @@ class Service:
         Each pass lets the watcher observe pending epochs and re-check reorgs,
         stores what it found, and then publishes whatever has become confirmed,
         even when the round observed nothing new (confirmations accrue with
-        blocks, not with events).
+        blocks, not with events). The watcher's tip loop raises when a block
+        feed dies, which ends the service with an error.
         """
-        assert self.watcher is not None and self.pipeline is not None
-        queue: asyncio.Queue[Tip] = asyncio.Queue()
-        pumps = [
-            asyncio.create_task(self._pump(s, queue), name=f"pump-{s.name}") for s in self.sources
-        ]
-        try:
-            while not self.stop_event.is_set():
-                tips = [await queue.get()]
-                while not queue.empty():  # coalesce a burst into one pass
-                    tips.append(queue.get_nowait())
-                async with self.pass_lock:
-                    for event in await self.watcher.handle_tips(tips):
-                        await self.pipeline.handle(event)
-                    self.best_height = self.watcher._best_height
-                    if self.best_height is not None:
-                        await self.pipeline.publish_confirmed(self.best_height)
-        finally:
-            for pump in pumps:
-                pump.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
-
-    @staticmethod
-    async def _pump(source: InstrumentedSource, queue: asyncio.Queue[Tip]) -> None:
-        async for tip in source.new_blocks():
-            await queue.put(tip)
+        parts = self.parts
+        async for tips in parts.watcher.tip_batches():
+            async with self.pass_lock:
+                for event in await parts.watcher.handle_tips(tips):
+                    await parts.pipeline.handle(event)
+                if self.best_height is not None:
+                    await parts.pipeline.publish_confirmed(self.best_height)
+            if self.stop_event.is_set():
+                return
 
     async def publish_pending(self) -> None:
         """Scheduled: retry publication (e.g. after the EVM node was down); flag late epochs."""
-        if self.pipeline is None or self.best_height is None or self.stop_event.is_set():
+        parts = self.parts
+        if self.best_height is None or self.stop_event.is_set():
             return
         async with self.pass_lock:
-            await self.pipeline.publish_confirmed(self.best_height)
-        if self.publisher is not None:
-            await self.monitor.check_publication(self.config.network.name)
+            await parts.pipeline.publish_confirmed(self.best_height)
+        if parts.publisher is not None:
+            await parts.monitor.check_publication(self.config.network.name)
 
     async def poll_peers(self) -> None:
         """Scheduled with ``[peers]``: collect other operators' signatures; publish when due."""
-        poll = getattr(self.publisher, "poll_peers", None)
-        if poll is None or self.pipeline is None or self.stop_event.is_set():
+        coordinated = self.parts.coordinated
+        if coordinated is None or self.stop_event.is_set():
             return
-        if await poll() and self.best_height is not None:
+        if await coordinated.poll_peers() and self.best_height is not None:
             async with self.pass_lock:
-                await self.pipeline.publish_confirmed(self.best_height)
+                await self.parts.pipeline.publish_confirmed(self.best_height)
 
     async def prune_health(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(days=self.config.monitor.health_retention_days)
-        removed = await self.repository.prune_health(cutoff)
+        removed = await self.parts.repository.prune_health(cutoff)
         log.info("health_pruned", removed=removed)
 
     async def check_sources(self) -> None:
         """Scheduled: alert on sources that are stale or failing."""
-        await self.monitor.check_sources(self.sources)
+        await self.parts.monitor.check_sources(self.parts.sources)
 
     async def poll_tips(self) -> None:
         """Scheduled fallback: ask every source for its tip (feeds health and lag)."""
-        for source in self.sources:
+        for source in self.parts.sources:
             with contextlib.suppress(SourceError):
                 await source.tip()
 
     async def readback(self) -> None:
         """Scheduled: compare what the contract holds with the database; check the balance."""
-        await self.monitor.readback(self.config.network.name)
-
-    # -- readiness -------------------------------------------------------------------------
+        await self.parts.monitor.readback(self.config.network.name)
 
     # -- run -------------------------------------------------------------------------------
 
@@ -241,7 +197,7 @@ class Service:
                 "service_started",
                 network=self.config.network.name,
                 api=self.api_url,
-                sources=[s.name for s in self.sources],
+                sources=[s.name for s in self.parts.sources],
             )
             watch = asyncio.create_task(self._watch(), name="watch")
             stop = asyncio.create_task(self.stop_event.wait(), name="stop")
@@ -269,11 +225,7 @@ class Service:
             await watch
 
     async def _start_api(self) -> None:
-        from aiohttp import web
-
-        from oracle.apiwiring import build_service_app
-
-        app = build_service_app(self)
+        app = build_api(self.parts)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port)
@@ -290,7 +242,7 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(signum, stop.set)
 
 
-async def run_service(config: Config, **kwargs: Any) -> int:
-    service = Service(config, **kwargs)
+async def run_service(config: Config) -> int:
+    service = Service(config)
     install_signal_handlers(service.stop_event)
     return await service.run()

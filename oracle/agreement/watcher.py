@@ -259,30 +259,44 @@ class RetargetWatcher:
         first = self.start_epoch if self.start_epoch is not None else last
         return [e for e in range(first, last + 1) if e not in self.agreed]
 
-    async def _pump(self, source: HeaderSource, queue: asyncio.Queue[Tip]) -> None:
+    @property
+    def best_height(self) -> int | None:
+        """The highest tip any source has reported (None before the first)."""
+        return self._best_height
+
+    @staticmethod
+    async def _pump(source: HeaderSource, queue: asyncio.Queue[Tip]) -> None:
         async for tip in source.new_blocks():
             await queue.put(tip)
 
-    async def run(self) -> AsyncGenerator[WatchEvent, None]:
-        """Yield events forever, driven by new-block events from every source."""
+    async def tip_batches(self) -> AsyncGenerator[list[Tip], None]:
+        """The one tip loop: new-block events from every source, a burst coalesced per batch.
+
+        Raises when a source's event stream ends (a dead feed is a bug, not a bad
+        source), so a silent feed cannot leave the oracle running blind.
+        """
         queue: asyncio.Queue[Tip] = asyncio.Queue()
         pumps = [
             asyncio.create_task(self._pump(s, queue), name=f"pump-{s.name}") for s in self.sources
         ]
         try:
             while True:
-                tip = await self._next_tip(queue, pumps)
-                tips = [tip]
+                tips = [await self._next_tip(queue, pumps)]
                 while not queue.empty():  # coalesce a burst of events into one round
                     tips.append(queue.get_nowait())
-                for event in await self.handle_tips(tips):
-                    yield event
+                yield tips
         finally:
             for pump in pumps:
                 pump.cancel()
             for pump in pumps:
                 with contextlib.suppress(asyncio.CancelledError):
                     await pump
+
+    async def run(self) -> AsyncGenerator[WatchEvent, None]:
+        """Yield events forever, driven by new-block events from every source."""
+        async for tips in self.tip_batches():
+            for event in await self.handle_tips(tips):
+                yield event
 
     @staticmethod
     async def _next_tip(queue: asyncio.Queue[Tip], pumps: list[asyncio.Task[None]]) -> Tip:

@@ -73,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from oracle.replaycmd import run_replay
+    from oracle.replay import run_replay
 
     if args.to_epoch < args.from_epoch or args.from_epoch < 0:
         raise InputError(f"--from-epoch {args.from_epoch} .. --to-epoch {args.to_epoch} is empty")

@@ -116,7 +116,7 @@ async def deploy_dev_contract(
             priority_fee_wei=10**9,
         )
     finally:
-        await w3.provider.disconnect()  # type: ignore[attr-defined]
+        await w3.provider.disconnect()
 
 
 def publisher_config(

@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
+from eth_typing import HexStr
 
 from oracle.agreement.crosscheck import Agreed
 from oracle.agreement.watcher import EpochObserved
@@ -27,6 +27,8 @@ from oracle.monitor.health import judge_source
 from oracle.monitor.instrument import InstrumentedSource
 from oracle.monitor.metrics import Metrics
 from oracle.monitor.watchdog import Watchdog
+from oracle.publish.publisher import Publisher
+from oracle.store.repository import Repository
 
 log = structlog.get_logger(__name__)
 PUBLISH_FAILED = "publish_failed"
@@ -36,13 +38,16 @@ ORPHANED_PUBLISHED = "orphaned_published"
 class MonitorHub:
     """One per running oracle; owns the Metrics registry, the Alerter and the Watchdog."""
 
-    def __init__(self, config: Config, *, repository: Any, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, config: Config, *, repository: Repository, metrics: Metrics | None = None
+    ) -> None:
         self.config = config
         self.repository = repository
         self.metrics = metrics or Metrics(config.network.name)
         self.alerter = Alerter(config.monitor, self.metrics, network=config.network.name)
         self.watchdog = Watchdog(config.monitor, self.metrics, self.alerter)
-        self.publisher: Any = None  # set by the service when publishing is enabled
+        #: set by ``oracle.wiring`` when publishing is enabled (receipts, read-back, balance)
+        self.publisher: Publisher | None = None
 
     # -- sources ---------------------------------------------------------------------------
 
@@ -125,7 +130,7 @@ class MonitorHub:
         if tx_hash is None or self.publisher is None:
             return 0
         try:
-            receipt = await self.publisher.w3.eth.get_transaction_receipt(tx_hash)
+            receipt = await self.publisher.w3.eth.get_transaction_receipt(HexStr(tx_hash))
         except Exception as exc:  # a metric, not a reason to fail a pass
             log.warning("receipt_unavailable", tx_hash=tx_hash, error=str(exc))
             return 0
@@ -150,6 +155,8 @@ class MonitorHub:
         published = (await self.repository.epochs_with_status(network, "published"))[-depth:]
         for epoch in published:
             record = await self.repository.get_retarget(network, epoch)
+            if record is None:  # listed as published a moment ago; pruned or rolled back since
+                continue
             on_chain = await publisher.read_back(epoch)
             stored = {"block_hash": record.block_hash_hex, "bits": record.bits, "time": record.time}
             await self.watchdog.readback(
@@ -173,7 +180,3 @@ class MonitorHub:
 
 def _now() -> float:
     return time.time()
-
-
-def build_notifier(config: Config, *, repository: Any, metrics: Metrics | None) -> MonitorHub:
-    return MonitorHub(config, repository=repository, metrics=metrics)

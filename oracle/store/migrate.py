@@ -47,7 +47,7 @@ def head_revision() -> str:
     return head
 
 
-def _current(connection: Connection) -> str | None:
+def current_revision_of(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -72,7 +72,7 @@ def _command(url: str, name: str, revision: str) -> Callable[[Connection], str |
         config = alembic_config(url)
         config.attributes["connection"] = connection
         getattr(command, name)(config, revision)
-        return _current(connection)
+        return current_revision_of(connection)
 
     return run
 
@@ -91,7 +91,7 @@ async def downgrade(url: str, revision: str) -> str | None:
 
 async def current(url: str) -> str | None:
     """The revision the database at ``url`` is at, or None for an empty database."""
-    return await _run(url, _current)
+    return await _run(url, current_revision_of)
 
 
 def check_revision(revision: str | None, url: str) -> None:

@@ -63,7 +63,7 @@ class Repository(RetargetsMixin, IndicesMixin, SubmissionsMixin, HealthMixin):
 
         async def read(session: AsyncSession) -> str | None:
             connection = await session.connection()
-            return await connection.run_sync(migrate._current)
+            return await connection.run_sync(migrate.current_revision_of)
 
         return await self._tx("schema_revision", read)
 
