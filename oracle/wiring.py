@@ -27,10 +27,10 @@ from oracle.api.context import ApiContext
 from oracle.bitcoin.difficulty import get_network
 from oracle.config import Config
 from oracle.errors import OracleError
+from oracle.monitor.chainread import SourceChainView
 from oracle.monitor.health import ReadinessReport, gather_readiness, judge_source
 from oracle.monitor.hub import MonitorHub
 from oracle.monitor.instrument import InstrumentedSource
-from oracle.monitor.sourcechain import SourceChainView
 from oracle.peers.client import PeerClient
 from oracle.peers.coordinator import ConflictSink, CoordinatedPublisher, Coordinator
 from oracle.pipeline import Pipeline, seed_watcher

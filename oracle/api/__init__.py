@@ -3,11 +3,19 @@
 ``build_app(ctx)`` makes the aiohttp application from an ``ApiContext`` the
 daemon assembles; ``start_api`` serves it. ``ROUTES`` is the single table both
 the router and the OpenAPI document (``oracle.api.openapi``) are built from.
+
+Inside, from the bottom up: ``context`` (what the daemon hands over, the app
+keys, ``ApiError``), ``params`` (parameter parsing and bounds), ``views``
+(JSON shapes), ``handlers`` (one coroutine per endpoint), ``routes`` (the
+table), ``openapi`` (the document), ``app`` (router, middleware, serving).
+``ChainView`` is the chain-reading protocol ``ApiContext.chain`` takes; it
+lives with the chain reads in ``oracle.monitor.chainread``.
 """
 
 from oracle.api.app import api_middleware, build_app, start_api
-from oracle.api.context import ApiContext, ApiError, ChainView
-from oracle.api.handlers import CONTEXT, ROUTES, Param, Route
+from oracle.api.context import CONTEXT, ApiContext, ApiError
+from oracle.api.routes import ROUTES, Param, Route
+from oracle.monitor.chainread import ChainView
 
 __all__ = [
     "CONTEXT",

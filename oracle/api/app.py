@@ -21,9 +21,9 @@ from collections.abc import Sequence
 import structlog
 from aiohttp import web
 
-from oracle.api.context import ApiContext, ApiError
-from oracle.api.handlers import CONTEXT, OPENAPI_BODY, ROUTES, Handler, Route, error_response
+from oracle.api.context import CONTEXT, OPENAPI_BODY, ApiContext, ApiError, error_response
 from oracle.api.openapi import build_document
+from oracle.api.routes import ROUTES, Handler, Route
 from oracle.errors import IndexUnavailable, InputError, StoreError, StoreUnavailable
 
 log = structlog.get_logger(__name__)

@@ -1,8 +1,14 @@
-"""What the HTTP API is given by the daemon: ``ApiContext`` and the ``ChainView`` protocol.
+"""What the HTTP API is given by the daemon, and what its handlers and middleware share.
 
 The API owns no resources: the daemon (``service.py``) opens the repository,
-the sources and the metrics, and hands them over here, so the API can be
-served by the daemon, by ``bme-oracle dev`` and by tests alike.
+the sources and the metrics, and hands them over here as an ``ApiContext``,
+so the API can be served by the daemon, by ``bme-oracle dev`` and by tests
+alike. ``build_app`` (``oracle.api.app``) stores it under the ``CONTEXT`` app
+key, where the handlers (``oracle.api.handlers``) find it.
+
+This module is the bottom of ``oracle.api``: it also holds ``ApiError`` and
+its JSON form, which both the parameter parsers/handlers (raising) and the
+middleware (answering) use, so neither has to import the other.
 """
 
 from __future__ import annotations
@@ -10,35 +16,16 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any
+
+from aiohttp import web
 
 from oracle.config import Config
 from oracle.errors import OracleError
+from oracle.monitor.chainread import ChainView
 from oracle.monitor.health import ReadinessReport
 from oracle.monitor.metrics import Metrics
 from oracle.store.repository import Repository
-
-
-@runtime_checkable
-class ChainView(Protocol):
-    """Read access to the Bitcoin chain as the oracle sees it now (for ``/v1/status``).
-
-    The daemon implements it over its primary source; every call reads the
-    chain afresh (no cached epoch state: see ``oracle.monitor.status``).
-    Failures raise ``oracle.errors.OracleError`` subclasses (``SourceError``).
-    """
-
-    async def tip(self) -> tuple[int, int]:
-        """``(height, header time)`` of the best block."""
-        ...
-
-    async def header_time(self, height: int) -> int:
-        """Header time (unix seconds) of the best-chain block at ``height``."""
-        ...
-
-    async def header_bits(self, height: int) -> int:
-        """Compact bits of the best-chain block at ``height``."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +45,12 @@ class ApiContext:
     request_timeout_s: float = 10.0
 
 
+#: Where ``build_app`` puts the ``ApiContext`` on the application.
+CONTEXT: web.AppKey[ApiContext] = web.AppKey("bme_oracle_api_context", ApiContext)
+#: The OpenAPI document, rendered once by ``build_app`` and served as is.
+OPENAPI_BODY: web.AppKey[bytes] = web.AppKey("bme_oracle_openapi_body", bytes)
+
+
 class ApiError(OracleError):
     """An error answer: HTTP status, a stable machine code and a human message."""
 
@@ -66,3 +59,12 @@ class ApiError(OracleError):
         self.status = status
         self.code = code
         self.message = message
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    """The JSON body of every error answer: ``{"error": {status, code, message}}``."""
+    return json_response({"error": {"status": status, "code": code, "message": message}}, status)

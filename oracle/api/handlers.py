@@ -1,28 +1,32 @@
-"""The read-only endpoints and ``ROUTES``, the one table the router and OpenAPI are built from.
+"""The request handlers of the read-only HTTP API: one coroutine per endpoint.
 
-Each ``Route`` carries its handler *and* its documentation (parameters,
-response schema, error statuses), so the OpenAPI document cannot drift from
-the router: ``build_app`` registers exactly these routes and
-``oracle.api.openapi.build_document`` describes exactly these routes. To add an
-endpoint, write a handler and append a ``Route`` (or pass extra routes to
-``build_app``); add its response schema to ``oracle.api.openapi.SCHEMAS``.
+Each handler takes the request, reads the ``ApiContext`` the daemon handed to
+``build_app`` (``oracle.api.context``), parses its parameters with
+``oracle.api.params`` and answers JSON built by ``oracle.api.views``. The
+route table (``oracle.api.routes``) maps paths to these handlers and documents
+them; ``oracle.api.app`` builds the router from that table and adds the
+middleware that turns errors into JSON answers.
 
-Handlers validate every parameter themselves and answer bad input with a
-JSON 400 (``ApiError``); a missing epoch is a JSON 404. Nothing here writes.
+Bad input is a JSON 400 (``ApiError``); a missing epoch is a JSON 404. The
+chain is read by ``oracle.monitor.chainread`` and the index computed by
+``oracle.index.lookup``; nothing here writes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
-
 import structlog
 from aiohttp import web
 
-from oracle.api.context import ApiContext, ApiError, ChainView
+from oracle.api.context import CONTEXT, OPENAPI_BODY, ApiContext, ApiError, json_response
+from oracle.api.params import (
+    DEFAULT_LIMIT,
+    MAX_EPOCH,
+    MAX_LIMIT,
+    parse_at,
+    parse_n_days,
+    parse_non_negative,
+    query_int,
+)
 from oracle.api.views import (
     disagreement_json,
     index_json,
@@ -32,110 +36,21 @@ from oracle.api.views import (
 )
 from oracle.bitcoin.difficulty import get_network
 from oracle.errors import IndexUnavailable, OracleError
-from oracle.index.bme import BmeValue, EpochTarget, bme, epoch_at_time
+from oracle.index.bme import BmeValue, EpochTarget
+from oracle.index.lookup import bme_at_epoch, epoch_in_force
+from oracle.monitor.chainread import ChainMoving, read_snapshot
 from oracle.monitor.health import ReadinessReport
-from oracle.monitor.status import ChainSnapshot, estimate_next_retarget, plan_inputs
+from oracle.monitor.status import estimate_next_retarget
 from oracle.store.models import DISAGREEMENT_KINDS
 from oracle.store.records import AgreedEpoch, IndexRecord, RetargetRecord
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-CONTEXT: web.AppKey[ApiContext] = web.AppKey("bme_oracle_api_context", ApiContext)
-OPENAPI_BODY: web.AppKey[bytes] = web.AppKey("bme_oracle_openapi_body", bytes)
-
-MAX_EPOCH = 999_999_999
-MAX_N_DAYS = 14_000_000
-MAX_LIMIT = 1000
-DEFAULT_LIMIT = 50
-#: Unix times are accepted within signed 64 bits.
-MAX_ABS_TIME = 2**63 - 1
-
-_DIGITS = re.compile(r"[0-9]{1,12}")
-_SIGNED = re.compile(r"-?[0-9]{1,19}")
 _HEALTH_BODY = b'{"status":"ok"}'
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One documented parameter (OpenAPI ``in``: path or query)."""
-
-    name: str
-    location: str
-    schema: dict[str, Any]
-    description: str
-    required: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A GET endpoint: its handler and its OpenAPI description."""
-
-    path: str
-    handler: Handler
-    operation_id: str
-    summary: str
-    response_schema: str  # name in oracle.api.openapi.SCHEMAS; "" for a non-JSON body
-    errors: tuple[int, ...] = ()
-    params: tuple[Param, ...] = ()
-    tag: str = "oracle"
-    content_type: str = "application/json"
-    description: str = ""
-    extra_responses: dict[int, str] = field(default_factory=dict)  # status -> schema name
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status)
-
-
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return json_response({"error": {"status": status, "code": code, "message": message}}, status)
-
-
-# -- parameter parsing --------------------------------------------------------------------------
-
-
-def parse_non_negative(text: str, what: str, *, maximum: int) -> int:
-    if not _DIGITS.fullmatch(text) or int(text) > maximum:
-        raise ApiError(
-            400, "bad_parameter", f"{what} should be an integer 0..{maximum}, got {text!r}"
-        )
-    return int(text)
-
-
-def parse_n_days(text: str) -> int:
-    n = parse_non_negative(text, "N", maximum=MAX_N_DAYS) if _DIGITS.fullmatch(text) else -1
-    if n <= 0 or n % 14:
-        raise ApiError(400, "bad_parameter", f"N should be a positive multiple of 14, got {text!r}")
-    return n
-
-
-def parse_at(text: str | None) -> int | None:
-    if text is None:
-        return None
-    if not _SIGNED.fullmatch(text) or abs(int(text)) > MAX_ABS_TIME:
-        raise ApiError(400, "bad_parameter", f"at should be an integer unix time, got {text!r}")
-    return int(text)
-
-
-def query_int(
-    request: web.Request, name: str, *, default: int | None, minimum: int, maximum: int
-) -> int | None:
-    text = request.query.get(name)
-    if text is None:
-        return default
-    value = parse_non_negative(text, name, maximum=maximum)
-    if value < minimum:
-        raise ApiError(400, "bad_parameter", f"{name} should be at least {minimum}, got {text!r}")
-    return value
 
 
 def _context(request: web.Request) -> ApiContext:
     return request.app[CONTEXT]
-
-
-# -- handlers ----------------------------------------------------------------------------------
 
 
 async def health(_request: web.Request) -> web.Response:
@@ -204,7 +119,8 @@ async def get_index(request: web.Request) -> web.Response:
 
     Stored values (the index stage's) are served as they are; for an N or an
     epoch the index stage did not store, the value is computed exactly from
-    the agreed history with the same ``oracle.index.bme`` the index stage uses.
+    the agreed history with the same ``oracle.index.bme`` the index stage uses
+    (``oracle.index.lookup``).
     """
     ctx = _context(request)
     n_days = parse_n_days(request.match_info["n"])
@@ -222,33 +138,18 @@ async def get_index(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", f"no agreed retarget stored for {ctx.network} yet")
     targets = [EpochTarget.from_bits(h.epoch, h.bits, h.time) for h in history]
     try:
-        epoch = targets[-1].epoch if at is None else epoch_at_time(targets, at)
+        epoch = epoch_in_force(targets, at)
     except IndexUnavailable as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
     row = next(h for h in history if h.epoch == epoch)
     stored = await ctx.repository.index_value(ctx.network, n_days, epoch)
     if stored is not None:
         return _index_response(ctx, stored, row, at=at, stored=True)
-    return _index_response(ctx, _compute_index(n_days, epoch, targets), row, at=at, stored=False)
-
-
-def _compute_index(n_days: int, epoch: int, targets: list[EpochTarget]) -> BmeValue:
-    epochs = n_days // 14
-    if epochs > epoch + 1:  # checked first: N may ask for far more epochs than exist
-        raise ApiError(
-            404,
-            "not_found",
-            f"BME{n_days} at epoch {epoch} needs {epochs} epochs; {epoch + 1} exist",
-        )
-    by_epoch = {t.epoch: t for t in targets}
-    window = [by_epoch.get(e) for e in range(epoch - epochs + 1, epoch + 1)]
-    if any(item is None for item in window):
-        raise ApiError(
-            404,
-            "not_found",
-            f"BME{n_days} at epoch {epoch} needs agreed epochs {epoch - epochs + 1}..{epoch}",
-        )
-    return bme(n_days, window)  # type: ignore[arg-type]
+    try:
+        computed = bme_at_epoch(n_days, epoch, targets)
+    except IndexUnavailable as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+    return _index_response(ctx, computed, row, at=at, stored=False)
 
 
 def _index_response(
@@ -280,6 +181,8 @@ async def status(request: web.Request) -> web.Response:
     try:
         snapshot = await read_snapshot(ctx.chain)
         estimate = estimate_next_retarget(get_network(ctx.network), snapshot, now=int(ctx.clock()))
+    except ChainMoving as exc:
+        raise ApiError(503, "chain_moving", str(exc)) from exc
     except OracleError as exc:
         log.warning("status_chain_read_failed", error=type(exc).__name__)
         raise ApiError(
@@ -287,42 +190,6 @@ async def status(request: web.Request) -> web.Response:
         ) from exc
     latest = await ctx.repository.latest_agreed(ctx.network)
     return json_response(status_json(ctx.network, estimate, latest))
-
-
-async def read_snapshot(chain: ChainView, attempts: int = 3) -> ChainSnapshot:
-    """Read the header facts for the current tip; re-read if the tip moved meanwhile.
-
-    A new block (or a reorg) between the reads would mix two chains into one
-    estimate, so the tip is read again at the end and must not have changed.
-    """
-    for _ in range(attempts):
-        tip_height, tip_time = await chain.tip()
-        plan = plan_inputs(tip_height)
-        start = plan.epoch_start_height
-        previous = plan.previous_epoch_start_height
-        window = plan.window_start_height
-        start_time, epoch_bits, tip_bits, previous_bits, window_time = await asyncio.gather(
-            chain.header_time(start),
-            chain.header_bits(start),
-            chain.header_bits(tip_height),
-            chain.header_bits(previous) if previous is not None else _none(),
-            chain.header_time(window) if window is not None else _none(),
-        )
-        if await chain.tip() == (tip_height, tip_time):
-            return ChainSnapshot(
-                tip_height=tip_height,
-                tip_time=tip_time,
-                tip_bits=tip_bits,
-                epoch_start_time=start_time,
-                epoch_bits=epoch_bits,
-                previous_epoch_bits=previous_bits,
-                window_start_time=window_time,
-            )
-    raise ApiError(503, "chain_moving", f"the tip changed during each of {attempts} reads")
-
-
-async def _none() -> None:
-    return None
 
 
 async def list_disagreements(request: web.Request) -> web.Response:
@@ -376,139 +243,3 @@ async def get_attestations(request: web.Request) -> web.Response:
             items=items,
         )
     )
-
-
-# -- the table ---------------------------------------------------------------------------------
-
-_EPOCH_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH}
-_LIMIT = Param(
-    "limit",
-    "query",
-    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-    "How many rows at most.",
-)
-
-ROUTES: tuple[Route, ...] = (
-    Route(
-        "/health",
-        health,
-        "health",
-        "Liveness: the process answers",
-        "Health",
-        tag="monitoring",
-    ),
-    Route(
-        "/ready",
-        ready,
-        "ready",
-        "Readiness: database reachable, >= quorum sources healthy, chain reachable",
-        "Ready",
-        tag="monitoring",
-        description="503 with the same body, listing the reasons, when not ready.",
-        extra_responses={503: "Ready"},
-    ),
-    Route(
-        "/metrics",
-        metrics,
-        "metrics",
-        "Prometheus metrics",
-        "",
-        tag="monitoring",
-        content_type="text/plain",
-    ),
-    Route(
-        "/openapi.json",
-        openapi,
-        "openapi",
-        "This OpenAPI document",
-        "OpenApiDocument",
-        tag="monitoring",
-    ),
-    Route(
-        "/v1/retargets",
-        list_retargets,
-        "listRetargets",
-        "Stored retargets, newest first",
-        "RetargetList",
-        errors=(400, 503),
-        params=(
-            _LIMIT,
-            Param(
-                "before_epoch",
-                "query",
-                _EPOCH_SCHEMA,
-                "Only epochs below this one (paging: pass next_before_epoch).",
-            ),
-        ),
-    ),
-    Route(
-        "/v1/retargets/{epoch}",
-        get_retarget,
-        "getRetarget",
-        "One retarget with every source's observation, publications and index values",
-        "RetargetDetail",
-        errors=(400, 404, 503),
-        params=(Param("epoch", "path", _EPOCH_SCHEMA, "Epoch number (height // 2016).", True),),
-    ),
-    Route(
-        "/v1/index/{n}",
-        get_index,
-        "getIndex",
-        "BME_N at the latest agreed epoch, or in force at a unix time",
-        "IndexValue",
-        errors=(400, 404, 503),
-        params=(
-            Param(
-                "n",
-                "path",
-                {"type": "integer", "minimum": 14, "maximum": MAX_N_DAYS, "multipleOf": 14},
-                "N in days: a positive multiple of 14 (BME14, BME28, BME84, ...).",
-                True,
-            ),
-            Param(
-                "at",
-                "query",
-                {"type": "integer", "minimum": -MAX_ABS_TIME, "maximum": MAX_ABS_TIME},
-                "Unix time: the value for the latest epoch whose retarget header time is <= at.",
-            ),
-        ),
-    ),
-    Route(
-        "/v1/status",
-        status,
-        "getStatus",
-        "Progress through the epoch, the estimated next retarget and the projected BME14",
-        "Status",
-        errors=(503,),
-        description="Read from the chain on every request; see difficulty-estimate notes.",
-    ),
-    Route(
-        "/v1/disagreements",
-        list_disagreements,
-        "listDisagreements",
-        "Recorded disagreements between sources (and conflicting peer signatures), newest first",
-        "DisagreementList",
-        errors=(400, 503),
-        params=(
-            _LIMIT,
-            Param("epoch", "query", _EPOCH_SCHEMA, "Only this epoch."),
-            Param(
-                "kind",
-                "query",
-                {"type": "string", "enum": list(DISAGREEMENT_KINDS)},
-                "Only this kind.",
-            ),
-        ),
-    ),
-    Route(
-        "/v1/attestations/{epoch}",
-        get_attestations,
-        "getAttestations",
-        "This node's signatures over the report of an epoch, for the other operators",
-        "AttestationList",
-        errors=(400, 404, 503),
-        params=(Param("epoch", "path", _EPOCH_SCHEMA, "Epoch number (height // 2016).", True),),
-        description="Empty until this node's own quorum agreed and it signed; 404 when the "
-        "node does not sign reports.",
-    ),
-)

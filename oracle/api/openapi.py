@@ -1,7 +1,9 @@
-"""The OpenAPI 3 document of the HTTP API, generated from ``oracle.api.ROUTES``.
+"""The OpenAPI 3 document of the HTTP API, generated from the route table.
 
-Paths, parameters and status codes come from the route table itself, so the
-document lists exactly what the router serves; the response schemas below
+Paths, parameters and status codes come from the route table itself
+(``oracle.api.routes``; ``oracle.api.app.build_app`` renders the document once
+for the routes it serves), so the document lists exactly what the router
+serves; the response schemas below
 mirror ``oracle.api.views`` field by field with ``additionalProperties:
 false``, so a handler that grows or drops a field fails the schemathesis
 conformance test instead of silently drifting from the document.
@@ -14,10 +16,9 @@ integer string (JSON numbers lose precision above 2^53).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from oracle.api.handlers import Route
+from oracle.api.routes import Route
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"

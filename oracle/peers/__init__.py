@@ -11,7 +11,7 @@ at once, the others each ``submit_delay_s`` later in turn, stopping as soon as
 the contract has the epoch. The contract is the only source of truth for done.
 
 Without ``[peers] urls`` nothing here runs: a single operator holding several
-keys publishes exactly as before (``oracle.publishing.build_publisher``).
+keys publishes exactly as before (``oracle.wiring.build_publisher``).
 """
 
 from oracle.peers.coordinator import CoordinatedPublisher, Coordinator

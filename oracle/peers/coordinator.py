@@ -1,7 +1,7 @@
 """Gather other operators' signatures and decide, deterministically, who submits.
 
 Where it sits: between the pipeline and the publisher when ``[peers] urls``
-is configured. ``oracle.publishing.build_publisher`` then returns a
+is configured. ``oracle.wiring.build_publisher`` then returns a
 ``CoordinatedPublisher``: the same ``Publisher`` (so the service, monitor and
 read-back use it unchanged) whose ``publish_epoch`` first asks the
 ``Coordinator``:

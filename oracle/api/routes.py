@@ -1,0 +1,201 @@
+"""``ROUTES``: the one table both the router and the OpenAPI document are built from.
+
+Each ``Route`` carries its handler (``oracle.api.handlers``) *and* its
+documentation (parameters, response schema, error statuses), so the OpenAPI
+document cannot drift from the router: ``build_app`` (``oracle.api.app``)
+registers exactly these routes and ``oracle.api.openapi.build_document``
+describes exactly these routes. To add an endpoint, write a handler and append
+a ``Route`` (or pass extra routes to ``build_app``); add its response schema to
+``oracle.api.openapi.SCHEMAS``.
+
+The documented parameter bounds are the ones ``oracle.api.params`` enforces.
+Imports only downwards (handlers, params), so ``app`` and ``openapi`` can both
+import it without a cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from oracle.api.handlers import (
+    get_attestations,
+    get_index,
+    get_retarget,
+    health,
+    list_disagreements,
+    list_retargets,
+    metrics,
+    openapi,
+    ready,
+    status,
+)
+from oracle.api.params import MAX_ABS_TIME, MAX_EPOCH, MAX_LIMIT, MAX_N_DAYS
+from oracle.store.models import DISAGREEMENT_KINDS
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One documented parameter (OpenAPI ``in``: path or query)."""
+
+    name: str
+    location: str
+    schema: dict[str, Any]
+    description: str
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A GET endpoint: its handler and its OpenAPI description."""
+
+    path: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    response_schema: str  # name in oracle.api.openapi.SCHEMAS; "" for a non-JSON body
+    errors: tuple[int, ...] = ()
+    params: tuple[Param, ...] = ()
+    tag: str = "oracle"
+    content_type: str = "application/json"
+    description: str = ""
+    extra_responses: dict[int, str] = field(default_factory=dict)  # status -> schema name
+
+
+_EPOCH_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH}
+_LIMIT = Param(
+    "limit",
+    "query",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+    "How many rows at most.",
+)
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "/health",
+        health,
+        "health",
+        "Liveness: the process answers",
+        "Health",
+        tag="monitoring",
+    ),
+    Route(
+        "/ready",
+        ready,
+        "ready",
+        "Readiness: database reachable, >= quorum sources healthy, chain reachable",
+        "Ready",
+        tag="monitoring",
+        description="503 with the same body, listing the reasons, when not ready.",
+        extra_responses={503: "Ready"},
+    ),
+    Route(
+        "/metrics",
+        metrics,
+        "metrics",
+        "Prometheus metrics",
+        "",
+        tag="monitoring",
+        content_type="text/plain",
+    ),
+    Route(
+        "/openapi.json",
+        openapi,
+        "openapi",
+        "This OpenAPI document",
+        "OpenApiDocument",
+        tag="monitoring",
+    ),
+    Route(
+        "/v1/retargets",
+        list_retargets,
+        "listRetargets",
+        "Stored retargets, newest first",
+        "RetargetList",
+        errors=(400, 503),
+        params=(
+            _LIMIT,
+            Param(
+                "before_epoch",
+                "query",
+                _EPOCH_SCHEMA,
+                "Only epochs below this one (paging: pass next_before_epoch).",
+            ),
+        ),
+    ),
+    Route(
+        "/v1/retargets/{epoch}",
+        get_retarget,
+        "getRetarget",
+        "One retarget with every source's observation, publications and index values",
+        "RetargetDetail",
+        errors=(400, 404, 503),
+        params=(Param("epoch", "path", _EPOCH_SCHEMA, "Epoch number (height // 2016).", True),),
+    ),
+    Route(
+        "/v1/index/{n}",
+        get_index,
+        "getIndex",
+        "BME_N at the latest agreed epoch, or in force at a unix time",
+        "IndexValue",
+        errors=(400, 404, 503),
+        params=(
+            Param(
+                "n",
+                "path",
+                {"type": "integer", "minimum": 14, "maximum": MAX_N_DAYS, "multipleOf": 14},
+                "N in days: a positive multiple of 14 (BME14, BME28, BME84, ...).",
+                True,
+            ),
+            Param(
+                "at",
+                "query",
+                {"type": "integer", "minimum": -MAX_ABS_TIME, "maximum": MAX_ABS_TIME},
+                "Unix time: the value for the latest epoch whose retarget header time is <= at.",
+            ),
+        ),
+    ),
+    Route(
+        "/v1/status",
+        status,
+        "getStatus",
+        "Progress through the epoch, the estimated next retarget and the projected BME14",
+        "Status",
+        errors=(503,),
+        description="Read from the chain on every request; see difficulty-estimate notes.",
+    ),
+    Route(
+        "/v1/disagreements",
+        list_disagreements,
+        "listDisagreements",
+        "Recorded disagreements between sources (and conflicting peer signatures), newest first",
+        "DisagreementList",
+        errors=(400, 503),
+        params=(
+            _LIMIT,
+            Param("epoch", "query", _EPOCH_SCHEMA, "Only this epoch."),
+            Param(
+                "kind",
+                "query",
+                {"type": "string", "enum": list(DISAGREEMENT_KINDS)},
+                "Only this kind.",
+            ),
+        ),
+    ),
+    Route(
+        "/v1/attestations/{epoch}",
+        get_attestations,
+        "getAttestations",
+        "This node's signatures over the report of an epoch, for the other operators",
+        "AttestationList",
+        errors=(400, 404, 503),
+        params=(Param("epoch", "path", _EPOCH_SCHEMA, "Epoch number (height // 2016).", True),),
+        description="Empty until this node's own quorum agreed and it signed; 404 when the "
+        "node does not sign reports.",
+    ),
+)
