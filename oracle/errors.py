@@ -34,6 +34,8 @@ and the service can tell "bad input / bad world" from a bug::
     │   │   └── ContractReverted   the contract's custom error, decoded (oracle.publish.contract)
     │   ├── TxNotConfirmed     timed out -> re-check receipt, resend the same raw tx
     │   └── PublishDeferred    not our turn or too few signatures yet -> retry later, no alert
+    ├── ChainMoving            the tip moved during every read of a /v1/status snapshot
+    │                          (oracle.monitor.chainread) -> 503, the client asks again
     ├── CompileError           solc missing, wrong version, compile error (oracle.publish.compile)
     ├── DevnetError            the dev stack's bitcoind or anvil failed (oracle.devstack.nodes)
     └── ApiError               a request the read API refuses, with its HTTP status (oracle.api)
