@@ -28,8 +28,8 @@ from oracle.publish.contract import (
     deploy_aggregator,
     deploy_oracle,
 )
+from oracle.publish.fees import GWEI
 from oracle.publish.signing import load_keystore
-from oracle.publish.txmanager import GWEI
 
 
 def register(subparsers: Any) -> None:

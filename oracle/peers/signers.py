@@ -21,7 +21,7 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 
 from oracle.errors import PublishError
 from oracle.publish.contract import OracleContract, revert_from_exception
-from oracle.publish.txmanager import TRANSIENT_ERRORS
+from oracle.publish.evmnode import TRANSIENT_ERRORS
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,9 @@ from oracle.bitcoin.header import parse_header
 from oracle.config import Config, read_secret
 from oracle.errors import ConfigError, PublishError
 from oracle.publish.contract import OnChainRetarget, OracleContract, connect
+from oracle.publish.evmnode import RPC_ERRORS
+from oracle.publish.fees import FeePolicy
+from oracle.publish.ports import SubmissionStore
 from oracle.publish.signing import (
     KeystoreAccount,
     Report,
@@ -32,13 +35,7 @@ from oracle.publish.signing import (
     load_keystores,
     recover_signer,
 )
-from oracle.publish.txmanager import (
-    RPC_ERRORS,
-    FeePolicy,
-    Outcome,
-    SubmissionStore,
-    TxManager,
-)
+from oracle.publish.txmanager import Outcome, TxManager
 
 log = structlog.get_logger(__name__)
 

@@ -20,162 +20,46 @@ rules", STYLE.md section 9):
   (mined? pending? lost -> re-send the same bytes; nonce taken by something
   else -> failed), so an epoch is never submitted twice.
 
-The store is any object with the ``SubmissionStore`` methods below (the real
-one is ``oracle.store.Repository``); states: signed -> broadcast -> mined ->
-confirmed, or reverted / failed / abandoned.
+The node calls (send, receipts, revert decoding) are ``evmnode``'s, the fee
+arithmetic ``fees``'s; this module decides what to do with their answers.
+
+The store is any ``ports.SubmissionStore`` (the real one is
+``oracle.store.Repository``); states: signed -> broadcast -> mined -> confirmed,
+or reverted / failed / abandoned. An optional ``ports.StepObserver`` is told when
+``submit`` passes "created", "signed" and "broadcast" (the crash tests stop it
+there); production passes none.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-import aiohttp
 import structlog
 from web3 import AsyncWeb3
-from web3.exceptions import (
-    ContractLogicError,
-    ProviderConnectionError,
-    TimeExhausted,
-    TransactionNotFound,
-    Web3RPCError,
-)
+from web3.exceptions import ContractLogicError
 
-from oracle.config import PublisherConfig
 from oracle.errors import PublishError, TxNotConfirmed
-from oracle.publish.contract import ContractReverted, OracleContract, decode_revert
+from oracle.publish.contract import OracleContract, decode_revert
+from oracle.publish.evmnode import (
+    TRANSIENT_ERRORS,
+    find_receipt,
+    node_knows,
+    pending_base_fee,
+    receipt_json,
+    revert_reason,
+    send_raw,
+)
+from oracle.publish.fees import FeePolicy
+from oracle.publish.ports import Step, StepObserver, SubmissionRow, SubmissionStore, SubmissionTxRow
 from oracle.publish.signing import KeystoreAccount, Report, ReportSignature, pack_signatures
 
 log = structlog.get_logger(__name__)
 
-GWEI = 10**9
-#: Errors that mean "the node is unreachable right now", waited out until the deadline.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    aiohttp.ClientError,
-    ProviderConnectionError,
-    ConnectionError,
-    asyncio.TimeoutError,
-    OSError,
-)
-#: Any failure of a JSON-RPC round trip (transport or the node's own error answer).
-RPC_ERRORS: tuple[type[BaseException], ...] = (Web3RPCError, *TRANSIENT_ERRORS)
-
-
-# ------------------------------------------------------------------ store protocol
-
-
-class SubmissionRow(Protocol):
-    """What the manager reads of a stored submission (``oracle.store.records.SubmissionRecord``)."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def epoch(self) -> int: ...
-    @property
-    def report(self) -> dict[str, Any]: ...
-    @property
-    def state(self) -> str: ...
-
-
-class SubmissionTxRow(Protocol):
-    """One stored signed attempt (``oracle.store.records.SubmissionTxRecord``)."""
-
-    @property
-    def nonce(self) -> int: ...
-    @property
-    def tx_hash(self) -> str: ...
-    @property
-    def raw_tx(self) -> bytes: ...
-    @property
-    def max_fee_per_gas(self) -> int: ...
-    @property
-    def max_priority_fee_per_gas(self) -> int: ...
-
-
-class SubmissionStore(Protocol):
-    """Exactly the persistence the manager needs."""
-
-    async def create_submission(
-        self,
-        chain_id: int,
-        contract_address: str,
-        epoch: int,
-        signers: Sequence[str],
-        report: Mapping[str, Any],
-    ) -> int: ...
-
-    async def add_submission_tx(
-        self,
-        submission_id: int,
-        *,
-        nonce: int,
-        tx_hash: str,
-        raw_tx: bytes,
-        max_fee_per_gas: int,
-        max_priority_fee_per_gas: int,
-    ) -> int: ...
-
-    async def transition_submission(
-        self,
-        submission_id: int,
-        state: str,
-        detail: str | None = None,
-        receipt: Mapping[str, Any] | None = None,
-        tx_hash: str | None = None,
-    ) -> Any: ...
-
-    async def get_submission(self, submission_id: int) -> SubmissionRow | None: ...
-
-    async def live_submissions(
-        self, chain_id: int, contract_address: str
-    ) -> Sequence[SubmissionRow]: ...
-
-    async def submission_for_epoch(
-        self, chain_id: int, contract_address: str, epoch: int
-    ) -> SubmissionRow | None: ...
-
-    async def submission_txs(self, submission_id: int) -> Sequence[SubmissionTxRow]: ...
-
-
-# ------------------------------------------------------------------ policy and results
-
-
-@dataclass(frozen=True, slots=True)
-class FeePolicy:
-    """Fees, replacement and confirmation settings (from ``PublisherConfig``)."""
-
-    max_fee_wei: int
-    priority_fee_wei: int
-    fee_bump_percent: int = 15
-    replace_after_s: float = 120.0
-    confirmations: int = 1
-    receipt_timeout_s: float = 600.0
-    poll_interval_s: float = 1.0
-    gas_margin_percent: int = 25
-
-    def __post_init__(self) -> None:
-        if self.priority_fee_wei > self.max_fee_wei:
-            raise PublishError("priority fee must not exceed the max fee cap")
-        if self.fee_bump_percent < 10:
-            raise PublishError("fee_bump_percent must be >= 10 (nodes refuse smaller replacements)")
-        if self.confirmations < 1:
-            raise PublishError("receipt_confirmations must be >= 1")
-
-    @classmethod
-    def from_config(cls, config: PublisherConfig, *, poll_interval_s: float = 1.0) -> FeePolicy:
-        return cls(
-            max_fee_wei=int(config.max_fee_gwei * GWEI),
-            priority_fee_wei=int(config.priority_fee_gwei * GWEI),
-            fee_bump_percent=config.fee_bump_percent,
-            replace_after_s=config.replace_after_s,
-            confirmations=config.receipt_confirmations,
-            receipt_timeout_s=config.receipt_timeout_s,
-            poll_interval_s=poll_interval_s,
-        )
+# ------------------------------------------------------------------ results
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,14 +73,6 @@ class Outcome:
     tx_hash: str | None = None
     block_number: int | None = None
     gas_used: int | None = None
-
-
-class SimulatedCrash(Exception):
-    """Raised by test hooks to stop the manager between two steps."""
-
-
-#: Called at "created", "signed" (stored, not yet sent) and "broadcast" (sent, no receipt yet).
-StepHook = Callable[[str, int], Awaitable[None] | None]
 
 
 # ------------------------------------------------------------------ the manager
@@ -214,7 +90,7 @@ class TxManager:
         sender: KeystoreAccount,
         chain_id: int,
         policy: FeePolicy,
-        hook: StepHook | None = None,
+        observer: StepObserver | None = None,
     ) -> None:
         self.w3 = w3
         self.oracle = oracle
@@ -222,7 +98,7 @@ class TxManager:
         self.sender = sender
         self.chain_id = chain_id
         self.policy = policy
-        self._hook = hook
+        self._observer = observer
         self._contract_key = oracle.address.lower()
 
     # -------------------------------------------------------------- public API
@@ -332,7 +208,7 @@ class TxManager:
     ) -> Outcome | tuple[str, float] | None:
         """One poll: returns an Outcome when settled, else the (state, last_send) to carry on."""
         txs = list(await self.store.submission_txs(row.id))
-        mined = await self._find_receipt(txs)
+        mined = await find_receipt(self.w3, [tx.tx_hash for tx in txs])
         if mined is not None:
             return await self._on_receipt(row, report, state, mined)
         on_chain = await self._on_chain_outcome(report)
@@ -352,7 +228,7 @@ class TxManager:
         if chain_nonce > latest.nonce:
             # Our nonce is used, yet none of our hashes has a receipt: re-check once (a
             # receipt can lag), then conclude another transaction took the nonce.
-            mined = await self._find_receipt(txs)
+            mined = await find_receipt(self.w3, [tx.tx_hash for tx in txs])
             if mined is not None:
                 return await self._on_receipt(row, report, state, mined)
             if on_chain is not None:
@@ -375,7 +251,7 @@ class TxManager:
         if now - last_send >= self.policy.replace_after_s:
             await self._replace_or_resend(row, latest)
             return ("broadcast", now)
-        if not await self._node_knows(latest.tx_hash):
+        if not await node_knows(self.w3, latest.tx_hash):
             log.warning("tx_not_in_mempool_resending", submission_id=row.id, tx_hash=latest.tx_hash)
             await self._broadcast(latest.raw_tx, latest.tx_hash)
         return None
@@ -384,20 +260,20 @@ class TxManager:
         self, row: SubmissionRow, report: Report, state: str, mined: tuple[str, Any]
     ) -> Outcome | tuple[str, float] | None:
         tx_hash, receipt = mined
-        receipt_json = _receipt_json(receipt)
+        stored_receipt = receipt_json(receipt)
         if state == "signed":
             await self.store.transition_submission(row.id, "broadcast", tx_hash=tx_hash)
             state = "broadcast"
         if receipt["status"] != 1:
-            reverted = await self._revert_reason(tx_hash, receipt)
+            reverted = await revert_reason(self.w3, tx_hash, receipt)
             await self.store.transition_submission(
-                row.id, "reverted", detail=str(reverted), receipt=receipt_json, tx_hash=tx_hash
+                row.id, "reverted", detail=str(reverted), receipt=stored_receipt, tx_hash=tx_hash
             )
             log.error("tx_reverted", submission_id=row.id, tx_hash=tx_hash, error=reverted.name)
             raise reverted
         if state != "mined":
             await self.store.transition_submission(
-                row.id, "mined", receipt=receipt_json, tx_hash=tx_hash
+                row.id, "mined", receipt=stored_receipt, tx_hash=tx_hash
             )
             log.info(
                 "tx_mined", submission_id=row.id, tx_hash=tx_hash, block=receipt["blockNumber"]
@@ -406,7 +282,7 @@ class TxManager:
         if head - receipt["blockNumber"] + 1 < self.policy.confirmations:
             return ("mined", time.monotonic())
         await self.store.transition_submission(
-            row.id, "confirmed", receipt=receipt_json, tx_hash=tx_hash
+            row.id, "confirmed", receipt=stored_receipt, tx_hash=tx_hash
         )
         log.info("tx_confirmed", submission_id=row.id, epoch=report.epoch, tx_hash=tx_hash)
         return Outcome(
@@ -432,37 +308,13 @@ class TxManager:
             )
         return Outcome(epoch=report.epoch, status="already_on_chain")
 
-    async def _find_receipt(self, txs: Sequence[SubmissionTxRow]) -> tuple[str, Any] | None:
-        for tx in reversed(txs):
-            try:
-                receipt = await self.w3.eth.get_transaction_receipt(tx.tx_hash)  # type: ignore[arg-type]
-            except (TransactionNotFound, TimeExhausted):
-                continue
-            if receipt is not None and receipt.get("blockNumber") is not None:
-                return tx.tx_hash, receipt
-        return None
-
-    async def _node_knows(self, tx_hash: str) -> bool:
-        try:
-            await self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-        except TransactionNotFound:
-            return False
-        return True
-
     async def _broadcast(self, raw: bytes, tx_hash: str) -> None:
         """Send raw bytes; "already known" and friends are fine, the poll loop sorts them out."""
-        try:
-            await self.w3.eth.send_raw_transaction(raw)
-        except Web3RPCError as exc:
-            message = str(exc).lower()
-            benign = ("already known", "already imported", "nonce too low", "known transaction")
-            if any(text in message for text in benign):
-                log.info("broadcast_duplicate", tx_hash=tx_hash, reason=message[:120])
-                return
-            if "underpriced" in message:
-                log.warning("broadcast_underpriced", tx_hash=tx_hash)
-                return
-            raise PublishError(f"node refused transaction {tx_hash}: {exc}") from exc
+        sent, reason = await send_raw(self.w3, raw, tx_hash)
+        if sent == "duplicate":
+            log.info("broadcast_duplicate", tx_hash=tx_hash, reason=reason)
+        elif sent == "underpriced":
+            log.warning("broadcast_underpriced", tx_hash=tx_hash)
 
     async def _estimate_gas(self, calldata: bytes) -> int:
         try:
@@ -471,17 +323,14 @@ class TxManager:
             )
         except ContractLogicError as exc:
             raise decode_revert(str(exc.data)) from exc
-        return int(estimate) * (100 + self.policy.gas_margin_percent) // 100
+        return self.policy.gas_limit(int(estimate))
 
     async def _initial_fees(self) -> tuple[int, int]:
         """maxFee = min(cap, 2 x next base fee + tip): room for the base fee to double."""
-        block = await self.w3.eth.get_block("pending")
-        base_fee = int(block.get("baseFeePerGas") or 0)
-        priority = self.policy.priority_fee_wei
-        max_fee = min(self.policy.max_fee_wei, 2 * base_fee + priority)
-        if base_fee + priority > self.policy.max_fee_wei:
+        base_fee = await pending_base_fee(self.w3)
+        if self.policy.above_cap(base_fee):
             log.warning("base_fee_above_cap", base_fee=base_fee, cap=self.policy.max_fee_wei)
-        return max(max_fee, priority), priority
+        return self.policy.initial_fees(base_fee)
 
     async def _sign_and_store(
         self,
@@ -525,22 +374,21 @@ class TxManager:
 
     async def _replace_or_resend(self, row: SubmissionRow, latest: SubmissionTxRow) -> None:
         """Not mined in time: same nonce, fees bumped (capped); at the cap, the same bytes again."""
-        bump = 100 + self.policy.fee_bump_percent
-        cap = self.policy.max_fee_wei
-        block = await self.w3.eth.get_block("pending")
-        base_fee = int(block.get("baseFeePerGas") or 0)
-        priority = min(-(-latest.max_priority_fee_per_gas * bump // 100), cap)
-        max_fee = min(max(-(-latest.max_fee_per_gas * bump // 100), 2 * base_fee + priority), cap)
-        # Nodes accept a replacement only if both fees rise by >= 10%.
-        if (
-            max_fee * 10 < latest.max_fee_per_gas * 11
-            or priority * 10 < latest.max_priority_fee_per_gas * 11
-        ):
+        fees = self.policy.replacement_fees(
+            latest.max_fee_per_gas,
+            latest.max_priority_fee_per_gas,
+            await pending_base_fee(self.w3),
+        )
+        if fees is None:
             log.warning(
-                "fee_cap_reached_resending", submission_id=row.id, tx_hash=latest.tx_hash, cap=cap
+                "fee_cap_reached_resending",
+                submission_id=row.id,
+                tx_hash=latest.tx_hash,
+                cap=self.policy.max_fee_wei,
             )
             await self._broadcast(latest.raw_tx, latest.tx_hash)
             return
+        max_fee, priority = fees
         raw, tx_hash = await self._sign_and_store(
             row.id, row.report, latest.nonce, max_fee, priority
         )
@@ -556,49 +404,6 @@ class TxManager:
             max_fee_per_gas=max_fee,
         )
 
-    async def _revert_reason(self, tx_hash: str, receipt: Any) -> ContractReverted:
-        """Decode why a mined transaction reverted: the node's trace, else a replay at its block."""
-        try:
-            trace = await self.w3.provider.make_request("debug_traceTransaction", [tx_hash, {}])
-            result = trace.get("result") or {}
-            data = result.get("returnValue")
-            if result.get("failed") and isinstance(data, str) and data:
-                return decode_revert(data if data.startswith("0x") else "0x" + data)
-        except RPC_ERRORS:
-            pass
-        tx = await self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-        try:
-            await self.w3.eth.call(
-                {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]},
-                block_identifier=receipt["blockNumber"],
-            )
-        except ContractLogicError as exc:
-            return (
-                decode_revert(str(exc.data))
-                if isinstance(exc.data, str)
-                else ContractReverted("Reverted", {"message": exc.message or ""})
-            )
-        return ContractReverted("Reverted", {"tx_hash": tx_hash})
-
-    async def _step(self, name: str, submission_id: int) -> None:
-        if self._hook is None:
-            return
-        result = self._hook(name, submission_id)
-        if inspect.isawaitable(result):
-            await result
-
-
-def _receipt_json(receipt: Any) -> dict[str, Any]:
-    """The parts of a receipt worth keeping, JSON-friendly."""
-    tx_hash = receipt["transactionHash"]
-    block_hash = receipt["blockHash"]
-    return {
-        "transactionHash": "0x" + bytes(tx_hash).hex() if not isinstance(tx_hash, str) else tx_hash,
-        "blockHash": "0x" + bytes(block_hash).hex()
-        if not isinstance(block_hash, str)
-        else block_hash,
-        "blockNumber": int(receipt["blockNumber"]),
-        "gasUsed": int(receipt["gasUsed"]),
-        "effectiveGasPrice": int(receipt.get("effectiveGasPrice") or 0),
-        "status": int(receipt["status"]),
-    }
+    async def _step(self, step: Step, submission_id: int) -> None:
+        if self._observer is not None:
+            await self._observer.on_step(step, submission_id)

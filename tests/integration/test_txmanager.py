@@ -2,11 +2,12 @@
 
 Every scenario ends with the same check: exactly one ``ReportAccepted`` for the
 epoch on chain, and the store agreeing with the chain about which transaction
-put it there. Crashes are simulated by a hook that raises between two steps;
-the "restarted" manager is a new instance with a new connection and only the
-database in common. Node trouble is real: automine off for stuck transactions,
-``anvil_dropTransaction`` for a dropped one, and an anvil restart with
-``--state`` (the mempool does not survive it).
+put it there. Crashes are simulated by a step observer that raises between two
+steps (``tests/fixtures/crashhooks.py``); the "restarted" manager is a new
+instance with a new connection and only the database in common. Node trouble
+is real: automine off for stuck transactions, ``anvil_dropTransaction`` for a
+dropped one, and an anvil restart with ``--state`` (the mempool does not
+survive it).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from oracle.bitcoin.difficulty import NETWORKS
 from oracle.bitcoin.header import parse_header
 from oracle.errors import PublishError
 from oracle.publish.contract import ContractReverted, OracleContract, connect
+from oracle.publish.fees import FeePolicy
+from oracle.publish.ports import Step, StepObserver
 from oracle.publish.signing import Report, ReportSignature
-from oracle.publish.txmanager import FeePolicy, Outcome, SimulatedCrash, TxManager
+from oracle.publish.txmanager import Outcome, TxManager
 from oracle.store.repository import Repository
 from tests.fixtures.anvil import (
     CHAIN_ID,
@@ -33,6 +36,7 @@ from tests.fixtures.anvil import (
     OnChain,
     mainnet_retarget_headers,
 )
+from tests.fixtures.crashhooks import CrashAt, OnStep, SimulatedCrash
 
 pytestmark = pytest.mark.anvil
 
@@ -66,7 +70,7 @@ class Rig:
         for w3 in [*self.connections, self.onchain.w3]:
             await w3.provider.disconnect()
 
-    def manager(self, policy: FeePolicy = FAST, hook: Any = None) -> TxManager:
+    def manager(self, policy: FeePolicy = FAST, observer: StepObserver | None = None) -> TxManager:
         """A fresh manager (new connection): what a restarted process would build."""
         w3 = connect(self.node.url)
         self.connections.append(w3)
@@ -77,7 +81,7 @@ class Rig:
             sender=self.accounts.new_owner,
             chain_id=CHAIN_ID,
             policy=policy,
-            hook=hook,
+            observer=observer,
         )
 
     async def submit(self, manager: TxManager) -> Outcome:
@@ -163,21 +167,13 @@ async def rig(
     return await make_rig(anvil_factory(), test_accounts, repository)
 
 
-def crash_at(step: str) -> Callable[[str, int], None]:
-    def hook(name: str, submission_id: int) -> None:
-        if name == step:
-            raise SimulatedCrash(f"crash at {step} (submission {submission_id})")
-
-    return hook
-
-
 # ------------------------------------------------------------------ the plain path
 
 
 async def test_submit_stores_before_broadcast_and_confirms(rig: Rig) -> None:
     seen: dict[str, Any] = {}
 
-    async def hook(name: str, submission_id: int) -> None:
+    async def probe(name: Step, submission_id: int) -> None:
         if name == "signed":  # stored, not yet sent: the node must not know the tx yet
             txs = await rig.txs()
             seen["stored"] = [tx.tx_hash for tx in txs]
@@ -185,7 +181,7 @@ async def test_submit_stores_before_broadcast_and_confirms(rig: Rig) -> None:
                 rig.node.call("eth_getTransactionByHash", tx.tx_hash) for tx in txs
             ]
 
-    outcome = await rig.submit(rig.manager(hook=hook))
+    outcome = await rig.submit(rig.manager(observer=OnStep(probe)))
     assert outcome.status == "confirmed" and outcome.gas_used is not None
     assert seen["stored"] == [outcome.tx_hash] and seen["node_knew"] == [None]
     submission = await rig.repository.submission_for_epoch(CHAIN_ID, rig.oracle.address, EPOCH)
@@ -318,7 +314,7 @@ async def _restart_scenario(rig: Rig, node: AnvilNode) -> None:
 
 async def test_crash_between_signing_and_broadcast(rig: Rig) -> None:
     with pytest.raises(SimulatedCrash):
-        await rig.submit(rig.manager(hook=crash_at("signed")))
+        await rig.submit(rig.manager(observer=CrashAt("signed")))
     (tx,) = await rig.txs()
     assert await rig.state() == "signed"
     assert rig.node.call("eth_getTransactionByHash", tx.tx_hash) is None
@@ -330,7 +326,7 @@ async def test_crash_between_signing_and_broadcast(rig: Rig) -> None:
 async def test_crash_between_broadcast_and_receipt(rig: Rig) -> None:
     rig.automine(False)
     with pytest.raises(SimulatedCrash):
-        await rig.submit(rig.manager(hook=crash_at("broadcast")))
+        await rig.submit(rig.manager(observer=CrashAt("broadcast")))
     (tx,) = await rig.txs()
     assert rig.node.call("eth_getTransactionByHash", tx.tx_hash) is not None
     task = asyncio.create_task(rig.manager().reconcile())
@@ -344,7 +340,7 @@ async def test_crash_between_broadcast_and_receipt(rig: Rig) -> None:
 
 async def test_crash_after_broadcast_with_the_tx_already_mined(rig: Rig) -> None:
     with pytest.raises(SimulatedCrash):
-        await rig.submit(rig.manager(hook=crash_at("broadcast")))
+        await rig.submit(rig.manager(observer=CrashAt("broadcast")))
     (tx,) = await rig.txs()
     assert await rig.oracle.retarget(EPOCH) is not None  # automined meanwhile
     (outcome,) = await rig.manager().reconcile()
@@ -354,7 +350,7 @@ async def test_crash_after_broadcast_with_the_tx_already_mined(rig: Rig) -> None
 
 async def test_crash_before_any_transaction_was_stored(rig: Rig) -> None:
     with pytest.raises(SimulatedCrash):
-        await rig.submit(rig.manager(hook=crash_at("created")))
+        await rig.submit(rig.manager(observer=CrashAt("created")))
     assert await rig.txs() == []
     with pytest.raises(PublishError, match="abandoned"):
         await rig.manager().reconcile()
