@@ -28,6 +28,7 @@ from oracle.sources.checkpoints import mainnet_checkpoints
 from oracle.sources.types import Observation, SourceFailure
 from oracle.store.records import AgreedEpoch, ObservationInput
 from oracle.store.repository import Repository
+from oracle.store.states import RetargetStatus
 
 log = structlog.get_logger(__name__)
 
@@ -174,7 +175,7 @@ class Pipeline:
         record = await self.repository.get_retarget(self.network, event.epoch)
         published = (
             record is not None
-            and record.status == "published"
+            and record.status == RetargetStatus.PUBLISHED
             and (record.block_hash_hex == event.stored_hash_hex)
         )
         if not published:
@@ -204,7 +205,7 @@ class Pipeline:
         if self.publisher is None:
             return PassSummary()
         published: list[int] = []
-        for epoch in await self.repository.epochs_with_status(self.network, "agreed"):
+        for epoch in await self.repository.epochs_with_status(self.network, RetargetStatus.AGREED):
             record = await self.repository.get_retarget(self.network, epoch)
             if record is None or tip_height - record.height < self.confirmations:
                 continue

@@ -41,8 +41,8 @@ from oracle.index.lookup import bme_at_epoch, epoch_in_force
 from oracle.monitor.chainread import ChainMoving, read_snapshot
 from oracle.monitor.health import ReadinessReport
 from oracle.monitor.status import estimate_next_retarget
-from oracle.store.models import DISAGREEMENT_KINDS
 from oracle.store.records import AgreedEpoch, IndexRecord, RetargetRecord
+from oracle.store.states import DISAGREEMENT_KINDS
 
 log = structlog.get_logger(__name__)
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from oracle.api.routes import Route
+from oracle.store.states import DISAGREEMENT_KINDS, FINAL_RETARGET_STATUSES, RETARGET_STATUSES
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"
@@ -63,7 +64,7 @@ _RETARGET_FIELDS: dict[str, Any] = {
     "bits": _BITS,
     "difficulty": _DECIMAL,
     "time": _INT,
-    "status": {"type": "string", "enum": ["observed", "agreed", "published", "orphaned"]},
+    "status": {"type": "string", "enum": [str(s) for s in RETARGET_STATUSES]},
     "sources": _array(_STR),
     "observed_at": _TIME,
     "agreed_at": _nullable(_TIME),
@@ -159,7 +160,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "epoch": _INT,
             "height": _INT,
             "retarget_time": _INT,
-            "status": {"type": "string", "enum": ["agreed", "published"]},
+            "status": {"type": "string", "enum": [str(s) for s in FINAL_RETARGET_STATUSES]},
             "at": _nullable(_INT),
             "value": _DECIMAL,
             "value_exact": _FRACTION,
@@ -215,7 +216,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {
             "id": _INT,
             "epoch": _INT,
-            "kind": {"type": "string", "enum": ["field", "conflicting_attestation"]},
+            "kind": {"type": "string", "enum": [str(k) for k in DISAGREEMENT_KINDS]},
             "field": _STR,
             "claims": {"type": "object"},
             "evidence": _nullable({"type": "object"}),

@@ -34,7 +34,7 @@ from oracle.api.handlers import (
     status,
 )
 from oracle.api.params import MAX_ABS_TIME, MAX_EPOCH, MAX_LIMIT, MAX_N_DAYS
-from oracle.store.models import DISAGREEMENT_KINDS
+from oracle.store.states import DISAGREEMENT_KINDS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -30,6 +30,7 @@ from oracle.publish.contract import (
 )
 from oracle.publish.fees import GWEI
 from oracle.publish.signing import load_keystore
+from oracle.store.states import RetargetStatus
 
 
 def register(subparsers: Any) -> None:
@@ -210,7 +211,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
             record = await repository.get_retarget(network, args.epoch)
             if (
                 record is None
-                or record.status not in ("agreed", "published")
+                or record.status not in (RetargetStatus.AGREED, RetargetStatus.PUBLISHED)
                 or not record.raw_header
             ):
                 state = "missing" if record is None else record.status

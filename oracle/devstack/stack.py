@@ -39,6 +39,7 @@ from oracle.config import (
 from oracle.devstack.nodes import Anvil, Bitcoind
 from oracle.errors import OracleError
 from oracle.service import Service, install_signal_handlers
+from oracle.store.states import RetargetStatus
 
 log = structlog.get_logger(__name__)
 DEV_SIGNERS = 3
@@ -163,7 +164,7 @@ async def _wait_published(service: Service, epoch: int) -> Any:
     deadline = asyncio.get_running_loop().time() + PUBLISH_WAIT_S
     while asyncio.get_running_loop().time() < deadline:
         record = await service.repository.get_retarget(service.config.network.name, epoch)
-        if record is not None and record.status == "published":
+        if record is not None and record.status == RetargetStatus.PUBLISHED:
             return record
         await asyncio.sleep(0.2)
     raise OracleError(f"epoch {epoch} was not published within {PUBLISH_WAIT_S:.0f} s")

@@ -29,6 +29,7 @@ from oracle.monitor.metrics import Metrics
 from oracle.monitor.watchdog import Watchdog
 from oracle.publish.publisher import Publisher
 from oracle.store.repository import Repository
+from oracle.store.states import RetargetStatus
 
 log = structlog.get_logger(__name__)
 PUBLISH_FAILED = "publish_failed"
@@ -140,7 +141,7 @@ class MonitorHub:
 
     async def check_publication(self, network: str) -> None:
         """Scheduled: agreed epochs still unpublished past the threshold are late."""
-        for epoch in await self.repository.epochs_with_status(network, "agreed"):
+        for epoch in await self.repository.epochs_with_status(network, RetargetStatus.AGREED):
             record = await self.repository.get_retarget(network, epoch)
             if record is not None:
                 await self.watchdog.publication(
@@ -152,7 +153,9 @@ class MonitorHub:
         publisher = self.publisher
         if publisher is None:
             return
-        published = (await self.repository.epochs_with_status(network, "published"))[-depth:]
+        published = (await self.repository.epochs_with_status(network, RetargetStatus.PUBLISHED))[
+            -depth:
+        ]
         for epoch in published:
             record = await self.repository.get_retarget(network, epoch)
             if record is None:  # listed as published a moment ago; pruned or rolled back since

@@ -48,6 +48,7 @@ from oracle.peers.wire import PeerDataError, SignedReport
 from oracle.publish.contract import ContractReverted
 from oracle.publish.publisher import Publisher
 from oracle.publish.signing import Report, ReportSignature, recover_signer
+from oracle.store.states import RetargetStatus
 
 log = structlog.get_logger(__name__)
 
@@ -291,7 +292,7 @@ class Coordinator:
         """Agreed, unpublished epochs (oldest first) that this node has already signed."""
         publisher = self.publisher
         reports = []
-        epochs = await self.repository.epochs_with_status(self.network, "agreed")
+        epochs = await self.repository.epochs_with_status(self.network, RetargetStatus.AGREED)
         for epoch in epochs[:MAX_PENDING_EPOCHS]:
             record = await self.repository.get_retarget(self.network, epoch)
             if record is None or not record.raw_header:

@@ -36,7 +36,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from web3 import AsyncWeb3
@@ -56,6 +56,7 @@ from oracle.publish.evmnode import (
 from oracle.publish.fees import FeePolicy
 from oracle.publish.ports import Step, StepObserver, SubmissionRow, SubmissionStore, SubmissionTxRow
 from oracle.publish.signing import KeystoreAccount, Report, ReportSignature, pack_signatures
+from oracle.store.states import SubmissionState
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +69,7 @@ class Outcome:
 
     epoch: int
     #: "confirmed" (our transaction), "already_on_chain" (stored before or by another sender)
-    status: str
+    status: Literal["confirmed", "already_on_chain"]
     submission_id: int | None = None
     tx_hash: str | None = None
     block_number: int | None = None
@@ -123,16 +124,24 @@ class TxManager:
             existing = await self.store.submission_for_epoch(
                 self.chain_id, self._contract_key, report.epoch
             )
-            if existing is not None and existing.state in ("signed", "broadcast", "mined"):
+            if existing is not None and existing.state in (
+                SubmissionState.SIGNED,
+                SubmissionState.BROADCAST,
+                SubmissionState.MINED,
+            ):
                 return await self._drive(existing)
             bound.info("epoch_already_on_chain")
             return on_chain
         existing = await self.store.submission_for_epoch(
             self.chain_id, self._contract_key, report.epoch
         )
-        if existing is not None and existing.state in ("signed", "broadcast", "mined"):
+        if existing is not None and existing.state in (
+            SubmissionState.SIGNED,
+            SubmissionState.BROADCAST,
+            SubmissionState.MINED,
+        ):
             return await self._drive(existing)
-        if existing is not None and existing.state == "confirmed":
+        if existing is not None and existing.state == SubmissionState.CONFIRMED:
             raise PublishError(
                 f"epoch {report.epoch}: the store says submission {existing.id} confirmed, "
                 "but the contract does not hold it (wrong chain or contract?)"
@@ -163,7 +172,9 @@ class TxManager:
         )
         await self._step("signed", submission_id)
         await self._broadcast(raw, tx_hash)
-        await self.store.transition_submission(submission_id, "broadcast", tx_hash=tx_hash)
+        await self.store.transition_submission(
+            submission_id, SubmissionState.BROADCAST, tx_hash=tx_hash
+        )
         bound.info("tx_broadcast", submission_id=submission_id, tx_hash=tx_hash, nonce=nonce)
         await self._step("broadcast", submission_id)
         row = await self.store.get_submission(submission_id)
@@ -217,7 +228,7 @@ class TxManager:
             detail = "no transaction was stored before the restart"
             if on_chain is not None:
                 detail = "epoch stored on chain by another transaction"
-            await self.store.transition_submission(row.id, "abandoned", detail=detail)
+            await self.store.transition_submission(row.id, SubmissionState.ABANDONED, detail=detail)
             if on_chain is not None:
                 return on_chain
             raise PublishError(
@@ -233,24 +244,30 @@ class TxManager:
                 return await self._on_receipt(row, report, state, mined)
             if on_chain is not None:
                 await self.store.transition_submission(
-                    row.id, "abandoned", detail="epoch stored on chain by another transaction"
+                    row.id,
+                    SubmissionState.ABANDONED,
+                    detail="epoch stored on chain by another transaction",
                 )
                 return on_chain
             await self.store.transition_submission(
-                row.id, "failed", detail=f"nonce {latest.nonce} used by a transaction not ours"
+                row.id,
+                SubmissionState.FAILED,
+                detail=f"nonce {latest.nonce} used by a transaction not ours",
             )
             raise PublishError(
                 f"epoch {report.epoch}: nonce {latest.nonce} taken by another transaction"
             )
         now = time.monotonic()
-        if state == "signed":
+        if state == SubmissionState.SIGNED:
             await self._broadcast(latest.raw_tx, latest.tx_hash)
-            await self.store.transition_submission(row.id, "broadcast", tx_hash=latest.tx_hash)
+            await self.store.transition_submission(
+                row.id, SubmissionState.BROADCAST, tx_hash=latest.tx_hash
+            )
             log.info("tx_broadcast", submission_id=row.id, tx_hash=latest.tx_hash, resumed=True)
-            return ("broadcast", now)
+            return (SubmissionState.BROADCAST, now)
         if now - last_send >= self.policy.replace_after_s:
             await self._replace_or_resend(row, latest)
-            return ("broadcast", now)
+            return (SubmissionState.BROADCAST, now)
         if not await node_knows(self.w3, latest.tx_hash):
             log.warning("tx_not_in_mempool_resending", submission_id=row.id, tx_hash=latest.tx_hash)
             await self._broadcast(latest.raw_tx, latest.tx_hash)
@@ -261,28 +278,34 @@ class TxManager:
     ) -> Outcome | tuple[str, float] | None:
         tx_hash, receipt = mined
         stored_receipt = receipt_json(receipt)
-        if state == "signed":
-            await self.store.transition_submission(row.id, "broadcast", tx_hash=tx_hash)
-            state = "broadcast"
+        if state == SubmissionState.SIGNED:
+            await self.store.transition_submission(
+                row.id, SubmissionState.BROADCAST, tx_hash=tx_hash
+            )
+            state = SubmissionState.BROADCAST
         if receipt["status"] != 1:
             reverted = await revert_reason(self.w3, tx_hash, receipt)
             await self.store.transition_submission(
-                row.id, "reverted", detail=str(reverted), receipt=stored_receipt, tx_hash=tx_hash
+                row.id,
+                SubmissionState.REVERTED,
+                detail=str(reverted),
+                receipt=stored_receipt,
+                tx_hash=tx_hash,
             )
             log.error("tx_reverted", submission_id=row.id, tx_hash=tx_hash, error=reverted.name)
             raise reverted
-        if state != "mined":
+        if state != SubmissionState.MINED:
             await self.store.transition_submission(
-                row.id, "mined", receipt=stored_receipt, tx_hash=tx_hash
+                row.id, SubmissionState.MINED, receipt=stored_receipt, tx_hash=tx_hash
             )
             log.info(
                 "tx_mined", submission_id=row.id, tx_hash=tx_hash, block=receipt["blockNumber"]
             )
         head = await self.w3.eth.block_number
         if head - receipt["blockNumber"] + 1 < self.policy.confirmations:
-            return ("mined", time.monotonic())
+            return (SubmissionState.MINED, time.monotonic())
         await self.store.transition_submission(
-            row.id, "confirmed", receipt=stored_receipt, tx_hash=tx_hash
+            row.id, SubmissionState.CONFIRMED, receipt=stored_receipt, tx_hash=tx_hash
         )
         log.info("tx_confirmed", submission_id=row.id, epoch=report.epoch, tx_hash=tx_hash)
         return Outcome(
@@ -394,7 +417,7 @@ class TxManager:
         )
         await self._broadcast(raw, tx_hash)
         await self.store.transition_submission(
-            row.id, "broadcast", detail="fee bump", tx_hash=tx_hash
+            row.id, SubmissionState.BROADCAST, detail="fee bump", tx_hash=tx_hash
         )
         log.info(
             "tx_replaced",

@@ -19,15 +19,10 @@ from oracle.errors import InputError
 from oracle.index.bme import FIXED_POINT, BmeValue, epochs_for_days, format_decimal
 from oracle.store import validate
 from oracle.store._sql import RepositoryBase, canonical_hash, insert_for, jsonable
-from oracle.store.models import (
-    DISAGREEMENT_KINDS,
-    FINAL_RETARGET_STATUSES,
-    Disagreement,
-    IndexValue,
-    Retarget,
-)
+from oracle.store.models import Disagreement, IndexValue, Retarget
 from oracle.store.records import DisagreementRecord, IndexRecord, LatestIndexed
-from oracle.store.retargets import retarget_record
+from oracle.store.rows import retarget_record
+from oracle.store.states import DISAGREEMENT_KINDS, FINAL_RETARGET_STATUSES, DisagreementKind
 from oracle.store.types import utcnow
 
 DECIMAL_PLACES = 30
@@ -70,7 +65,7 @@ def _disagreement_record(row: Disagreement) -> DisagreementRecord:
         row.id,
         row.network,
         row.epoch,
-        row.kind,
+        DisagreementKind(row.kind),
         row.field,
         row.claims,
         row.evidence,
@@ -169,9 +164,8 @@ class IndicesMixin(RepositoryBase):
         claims_json = jsonable(dict(claims), "claims")
         if not claims_json:
             raise InputError("a disagreement needs the claims of at least one source")
-        return await self._record(
-            network, epoch, "field", validate.name(field, "field", 64), claims_json, None
-        )
+        field = validate.name(field, "field", 64)
+        return await self._record(network, epoch, DisagreementKind.FIELD, field, claims_json, None)
 
     async def record_conflicting_attestation(
         self,
@@ -208,7 +202,7 @@ class IndicesMixin(RepositoryBase):
             "reports": reports,
         }
         return await self._record(
-            network, epoch, "conflicting_attestation", "signature", claims, evidence
+            network, epoch, DisagreementKind.CONFLICTING_ATTESTATION, "signature", claims, evidence
         )
 
     async def _record(

@@ -47,6 +47,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from oracle.store.states import (
+    DISAGREEMENT_KINDS,
+    EXCLUSIVE_SUBMISSION_STATES,
+    FINAL_RETARGET_STATUSES,
+    RETARGET_STATUSES,
+    SUBMISSION_STATES,
+)
 from oracle.store.types import Uint256, UtcDateTime
 
 NAMING_CONVENTION = {
@@ -57,20 +64,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-RETARGET_STATUSES = ("observed", "agreed", "published", "orphaned")
-#: Statuses of which a network+epoch may hold at most one row.
-FINAL_RETARGET_STATUSES = ("agreed", "published")
-SUBMISSION_STATES = ("signed", "broadcast", "mined", "confirmed", "reverted", "failed", "abandoned")
-#: States the transaction manager still has to drive.
-LIVE_SUBMISSION_STATES = ("signed", "broadcast", "mined")
-#: States of which a contract+epoch may hold at most one submission: live ones plus a
-#: confirmed one, so an epoch is never published twice to the same contract.
-EXCLUSIVE_SUBMISSION_STATES = (*LIVE_SUBMISSION_STATES, "confirmed")
-DISAGREEMENT_KINDS = ("field", "conflicting_attestation")
-
 
 def _in_list(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 def _partial(values: tuple[str, ...], column: str) -> dict[str, Any]:

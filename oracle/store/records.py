@@ -12,6 +12,13 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
+from oracle.store.states import (
+    LIVE_SUBMISSION_STATES,
+    DisagreementKind,
+    RetargetStatus,
+    SubmissionState,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ObservationInput:
@@ -88,7 +95,7 @@ class RetargetRecord:
     bits: int
     time: int
     raw_header: bytes | None
-    status: str
+    status: RetargetStatus
     sources: tuple[str, ...]
     observed_at: datetime
     agreed_at: datetime | None
@@ -108,7 +115,7 @@ class AgreedEpoch:
     block_hash_hex: str
     bits: int
     time: int
-    status: str
+    status: RetargetStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +123,7 @@ class DisagreementRecord:
     id: int
     network: str
     epoch: int
-    kind: str  # "field" | "conflicting_attestation"
+    kind: DisagreementKind
     field: str
     claims: dict[str, Any]
     evidence: dict[str, Any] | None
@@ -150,14 +157,12 @@ class SubmissionRecord:
     epoch: int
     signers: tuple[str, ...]
     report: dict[str, Any]
-    state: str
+    state: SubmissionState
     created_at: datetime
     updated_at: datetime
 
     @property
     def live(self) -> bool:
-        from oracle.store.models import LIVE_SUBMISSION_STATES
-
         return self.state in LIVE_SUBMISSION_STATES
 
 
@@ -179,8 +184,8 @@ class SubmissionTxRecord:
 @dataclass(frozen=True, slots=True)
 class SubmissionEventRecord:
     submission_id: int
-    from_state: str | None
-    to_state: str
+    from_state: SubmissionState | None
+    to_state: SubmissionState
     tx_hash: str | None
     detail: str | None
     at: datetime

@@ -18,13 +18,7 @@ from oracle.bitcoin.header import parse_header
 from oracle.errors import InputError, InvalidHeader, StoreConflict
 from oracle.store import validate
 from oracle.store._sql import RepositoryBase, canonical_hash, insert_for
-from oracle.store.models import (
-    FINAL_RETARGET_STATUSES,
-    RETARGET_STATUSES,
-    Observation,
-    Publication,
-    Retarget,
-)
+from oracle.store.models import Observation, Publication, Retarget
 from oracle.store.records import (
     AgreedEpoch,
     AgreedInput,
@@ -33,52 +27,11 @@ from oracle.store.records import (
     PublicationRecord,
     RetargetRecord,
 )
+from oracle.store.rows import observation_record, primary_row, retarget_record
+from oracle.store.states import FINAL_RETARGET_STATUSES, RETARGET_STATUSES, RetargetStatus
 from oracle.store.types import utcnow
 
 EPOCH_BLOCKS = 2016
-_STATUS_RANK = {"published": 0, "agreed": 1, "observed": 2, "orphaned": 3}
-
-
-def retarget_record(row: Retarget, **extra: object) -> RetargetRecord:
-    return RetargetRecord(
-        network=row.network,
-        epoch=row.epoch,
-        height=row.height,
-        block_hash_hex=row.block_hash_hex,
-        bits=row.bits,
-        time=row.time,
-        raw_header=row.raw_header,
-        status=row.status,
-        sources=tuple(row.sources or ()),
-        observed_at=row.observed_at,
-        agreed_at=row.agreed_at,
-        published_at=row.published_at,
-        orphaned_at=row.orphaned_at,
-        **extra,  # type: ignore[arg-type]
-    )
-
-
-def _observation_record(row: Observation) -> ObservationRecord:
-    return ObservationRecord(
-        network=row.network,
-        epoch=row.epoch,
-        source=row.source,
-        ok=row.ok,
-        height=row.height,
-        block_hash_hex=row.block_hash_hex,
-        bits=row.bits,
-        time=row.time,
-        raw_header=row.raw_header,
-        error_kind=row.error_kind,
-        error_message=row.error_message,
-        observed_at=row.observed_at,
-        last_observed_at=row.last_observed_at,
-    )
-
-
-def _primary(rows: Sequence[Retarget]) -> Retarget:
-    """The row that represents an epoch: published > agreed > newest observed > newest orphaned."""
-    return min(rows, key=lambda r: (_STATUS_RANK[r.status], -r.observed_at.timestamp(), r.id))
 
 
 def _observation_values(network: str, item: ObservationInput, now: datetime) -> dict[str, object]:
@@ -161,7 +114,7 @@ class RetargetsMixin(RepositoryBase):
                     "network": network, "epoch": values["epoch"], "height": values["height"],
                     "block_hash_hex": values["block_hash_hex"], "bits": values["bits"],
                     "time": values["time"], "raw_header": values["raw_header"],
-                    "status": "observed", "observed_at": values["observed_at"],
+                    "status": RetargetStatus.OBSERVED, "observed_at": values["observed_at"],
                 })  # fmt: skip
 
         async def write(session: AsyncSession) -> None:
@@ -231,12 +184,12 @@ class RetargetsMixin(RepositoryBase):
                 row = by_key.get((item.epoch, item.block_hash_hex))
                 current = final.get(item.epoch)
                 if current is not None and current is not row:
-                    if current.status == "published":
+                    if current.status == RetargetStatus.PUBLISHED:
                         raise StoreConflict(
                             f"{network} epoch {item.epoch} is already published with block "
                             f"{current.block_hash_hex}; refusing agreed block {item.block_hash_hex}"
                         )
-                    current.status, current.orphaned_at = "orphaned", now
+                    current.status, current.orphaned_at = RetargetStatus.ORPHANED, now
                     await session.flush()  # free the one-agreed-per-epoch slot first
                 if row is None:
                     row = Retarget(
@@ -247,7 +200,7 @@ class RetargetsMixin(RepositoryBase):
                         bits=item.bits,
                         time=item.time,
                         raw_header=item.raw_header,
-                        status="agreed",
+                        status=RetargetStatus.AGREED,
                         sources=sorted(item.sources),
                         observed_at=now,
                         agreed_at=now,
@@ -261,7 +214,7 @@ class RetargetsMixin(RepositoryBase):
                     # the header, so they win over whatever a (possibly lying) source claimed.
                     row.height, row.bits, row.time = item.height, item.bits, item.time
                     row.raw_header, row.sources = item.raw_header, sorted(item.sources)
-                    row.status, row.agreed_at = "agreed", now
+                    row.status, row.agreed_at = RetargetStatus.AGREED, now
                 final[item.epoch] = row
                 result.append(row)
             await session.flush()
@@ -276,13 +229,13 @@ class RetargetsMixin(RepositoryBase):
 
         async def write(session: AsyncSession) -> RetargetRecord:
             row = await _row(session, network, epoch, block_hash)
-            if row.status == "published":
+            if row.status == RetargetStatus.PUBLISHED:
                 raise StoreConflict(
                     f"{network} epoch {epoch} block {block_hash} is published; "
                     "it cannot be marked orphaned"
                 )
-            if row.status != "orphaned":
-                row.status, row.orphaned_at = "orphaned", utcnow()
+            if row.status != RetargetStatus.ORPHANED:
+                row.status, row.orphaned_at = RetargetStatus.ORPHANED, utcnow()
             return retarget_record(row)
 
         return await self._tx("mark_orphaned", write)
@@ -344,8 +297,8 @@ class RetargetsMixin(RepositoryBase):
                     f"{network} epoch {epoch} is already published to {address} on chain {chain} "
                     f"by {stored.tx_hash} (block {stored.block_hash_hex}), not {tx}"
                 )
-            if row.status != "published":
-                row.status, row.published_at = "published", now
+            if row.status != RetargetStatus.PUBLISHED:
+                row.status, row.published_at = RetargetStatus.PUBLISHED, now
             return retarget_record(row)
 
         return await self._tx("mark_published", write)
@@ -361,13 +314,13 @@ class RetargetsMixin(RepositoryBase):
             observations = await _observations(session, network, epoch)
             if not rows:
                 return None
-            primary = _primary(rows)
+            primary = primary_row(rows)
             publications = (await session.scalars(select(Publication).where(
                 Publication.network == network, Publication.epoch == epoch,
             ).order_by(Publication.id))).all()  # fmt: skip
             return retarget_record(
                 primary,
-                observations=tuple(_observation_record(o) for o in observations),
+                observations=tuple(observation_record(o) for o in observations),
                 publications=tuple(
                     PublicationRecord(
                         p.chain_id, p.contract_address, p.tx_hash, p.block_hash_hex, p.published_at
@@ -386,7 +339,7 @@ class RetargetsMixin(RepositoryBase):
         network, epoch = validate.network(network), validate.epoch(epoch)
 
         async def read(session: AsyncSession) -> list[ObservationRecord]:
-            return [_observation_record(o) for o in await _observations(session, network, epoch)]
+            return [observation_record(o) for o in await _observations(session, network, epoch)]
 
         return await self._read1("observations", read)
 
@@ -411,7 +364,7 @@ class RetargetsMixin(RepositoryBase):
             grouped: dict[int, list[Retarget]] = {}
             for row in rows:
                 grouped.setdefault(row.epoch, []).append(row)
-            return [retarget_record(_primary(grouped[e])) for e in epochs]
+            return [retarget_record(primary_row(grouped[e])) for e in epochs]
 
         return await self._tx("list_retargets", read)
 
@@ -435,7 +388,10 @@ class RetargetsMixin(RepositoryBase):
                 Retarget.time, Retarget.status,
             ).where(Retarget.network == network, Retarget.status.in_(FINAL_RETARGET_STATUSES))
              .order_by(Retarget.epoch))  # fmt: skip
-            return [AgreedEpoch(*row) for row in result.all()]
+            return [
+                AgreedEpoch(e, h, block, bits, t, RetargetStatus(status))
+                for e, h, block, bits, t, status in result.all()
+            ]
 
         return await self._read1("agreed_history", read)
 

@@ -25,25 +25,50 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from oracle.errors import InputError, StoreConflict
 from oracle.store import validate
 from oracle.store._sql import RepositoryBase, insert_for, jsonable
-from oracle.store.models import (
+from oracle.store.models import Submission, SubmissionEvent, SubmissionTx
+from oracle.store.records import SubmissionEventRecord, SubmissionRecord, SubmissionTxRecord
+from oracle.store.states import (
     EXCLUSIVE_SUBMISSION_STATES,
     LIVE_SUBMISSION_STATES,
     SUBMISSION_STATES,
-    Submission,
-    SubmissionEvent,
-    SubmissionTx,
+    TERMINAL_SUBMISSION_STATES,
+    SubmissionState,
 )
-from oracle.store.records import SubmissionEventRecord, SubmissionRecord, SubmissionTxRecord
 from oracle.store.types import UINT256_MAX, utcnow
 
-TERMINAL_STATES = ("confirmed", "reverted", "failed", "abandoned")
 #: Allowed transitions; a live state may repeat (e.g. broadcast of a replacement tx).
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "signed": frozenset({"signed", "broadcast", "failed", "abandoned"}),
-    "broadcast": frozenset({"broadcast", "mined", "reverted", "failed", "abandoned"}),
-    "mined": frozenset({"mined", "broadcast", "confirmed", "reverted", "failed", "abandoned"}),
+    SubmissionState.SIGNED: frozenset(
+        {
+            SubmissionState.SIGNED,
+            SubmissionState.BROADCAST,
+            SubmissionState.FAILED,
+            SubmissionState.ABANDONED,
+        }
+    ),
+    SubmissionState.BROADCAST: frozenset(
+        {
+            SubmissionState.BROADCAST,
+            SubmissionState.MINED,
+            SubmissionState.REVERTED,
+            SubmissionState.FAILED,
+            SubmissionState.ABANDONED,
+        }
+    ),
+    SubmissionState.MINED: frozenset(
+        {
+            SubmissionState.MINED,
+            SubmissionState.BROADCAST,
+            SubmissionState.CONFIRMED,
+            SubmissionState.REVERTED,
+            SubmissionState.FAILED,
+            SubmissionState.ABANDONED,
+        }
+    ),
 }
-_EXCLUSIVE_WHERE = text(f"state IN ({', '.join(repr(s) for s in EXCLUSIVE_SUBMISSION_STATES)})")
+_EXCLUSIVE_WHERE = text(
+    f"state IN ({', '.join(repr(str(s)) for s in EXCLUSIVE_SUBMISSION_STATES)})"
+)
 
 
 def _record(row: Submission) -> SubmissionRecord:
@@ -54,7 +79,7 @@ def _record(row: Submission) -> SubmissionRecord:
         row.epoch,
         tuple(row.signers),
         row.report,
-        row.state,
+        SubmissionState(row.state),
         row.created_at,
         row.updated_at,
     )
@@ -125,7 +150,7 @@ class SubmissionsMixin(RepositoryBase):
             )
             new_id = (await session.execute(stmt, {
                 "chain_id": chain, "contract_address": address, "epoch": epoch,
-                "signers": signer_list, "report": report_json, "state": "signed",
+                "signers": signer_list, "report": report_json, "state": SubmissionState.SIGNED,
                 "client_token": token, "created_at": now, "updated_at": now,
             })).scalar()  # fmt: skip
             if new_id is None:
@@ -141,7 +166,11 @@ class SubmissionsMixin(RepositoryBase):
                 )
             session.add(
                 SubmissionEvent(
-                    submission_id=new_id, from_state=None, to_state="signed", at=now, token=token
+                    submission_id=new_id,
+                    from_state=None,
+                    to_state=SubmissionState.SIGNED,
+                    at=now,
+                    token=token,
                 )
             )
             return int(new_id)
@@ -228,7 +257,7 @@ class SubmissionsMixin(RepositoryBase):
             if (await session.scalars(select(SubmissionEvent.id).where(
                     SubmissionEvent.token == token))).first() is not None:  # fmt: skip
                 return _record(row)  # this very transition already committed
-            if row.state in TERMINAL_STATES:
+            if row.state in TERMINAL_SUBMISSION_STATES:
                 if row.state == state:
                     return _record(row)
                 raise StoreConflict(
@@ -315,7 +344,12 @@ class SubmissionsMixin(RepositoryBase):
             rows = (await session.scalars(query.order_by(SubmissionEvent.id))).all()
             return [
                 SubmissionEventRecord(
-                    r.submission_id, r.from_state, r.to_state, r.tx_hash, r.detail, r.at
+                    r.submission_id,
+                    None if r.from_state is None else SubmissionState(r.from_state),
+                    SubmissionState(r.to_state),
+                    r.tx_hash,
+                    r.detail,
+                    r.at,
                 )
                 for r in rows
             ]
@@ -339,7 +373,7 @@ async def _update_tx(
             f"submission {submission_id} has no stored tx {tx_hash}; "
             "store it with add_submission_tx before broadcasting"
         )
-    if state == "broadcast" and row.sent_at is None:
+    if state == SubmissionState.BROADCAST and row.sent_at is None:
         row.sent_at = now
     if receipt is not None:
         row.receipt = receipt
