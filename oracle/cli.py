@@ -13,7 +13,7 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from oracle.errors import OracleError
 
@@ -40,7 +40,7 @@ EXIT_BAD_INPUT = 2
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 with usage; keep that
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 with usage; keep that
         self.print_usage(sys.stderr)
         self.exit(EXIT_BAD_INPUT, f"bme-oracle: error: {message}\n")
 

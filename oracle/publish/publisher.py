@@ -153,7 +153,7 @@ class Publisher:
 
     async def bme(self, n_days: int, epoch: int) -> int:
         """BME_N(epoch) x 10^18 as computed by the contract."""
-        return await self.oracle.index.bme(n_days, epoch)
+        return await self.oracle.bme(n_days, epoch)
 
 
 def load_publisher_keys(config: Config) -> tuple[KeystoreAccount, list[KeystoreAccount]]:
