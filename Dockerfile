@@ -5,9 +5,12 @@
 #   docker build -t bme-oracle:local .
 #   docker run --rm bme-oracle:local --help
 #
-# Stage 1 (builder) builds the bme-oracle wheel and a wheel for every dependency.
-# Stage 2 (runtime) installs exactly those wheels, offline, into /opt/bme-oracle:
-# no compiler, no source tree, no build tools, nothing from the network.
+# Stage 1 (builder) builds the bme-oracle wheel and a wheel for every dependency, at
+# the versions pinned in requirements/constraints-runtime.txt (scripts/lock), so every
+# build of a commit gets the same packages.
+# Stage 2 (runtime) installs exactly those wheels, offline and under the same
+# constraints, into /opt/bme-oracle: no compiler, no source tree, no build tools,
+# nothing from the network.
 #
 # Configuration: mount a TOML file at /etc/bme-oracle/oracle.toml (see
 # docs/operations.md and deploy/oracle.mainnet.toml) and pass ORACLE_<SECTION>__<KEY>
@@ -24,11 +27,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements/constraints-runtime.txt requirements/
 COPY oracle/ oracle/
-# The package's own wheel first, then wheels for all of its dependencies (binary
-# wheels where published, built here otherwise) so the runtime stage needs no index.
+# The package's own wheel first, then wheels for all of its dependencies at the pinned
+# versions (binary wheels where published, built here otherwise) so the runtime stage
+# needs no index.
 RUN pip wheel --no-deps --wheel-dir /dist . \
-    && pip wheel --wheel-dir /wheels /dist/bme_oracle-*.whl
+    && pip wheel --constraint requirements/constraints-runtime.txt --wheel-dir /wheels \
+       /dist/bme_oracle-*.whl
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="bme-oracle" \
@@ -45,10 +51,13 @@ RUN groupadd --system --gid 10001 oracle \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/bme-oracle \
        --create-home --shell /usr/sbin/nologin oracle \
     && mkdir -p /etc/bme-oracle
-# The wheels are bind-mounted from the builder, so they never become an image layer.
+# The wheels and the constraints are bind-mounted from the builder, so they never
+# become an image layer.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    --mount=type=bind,from=builder,source=/src/requirements,target=/requirements \
     python -m venv /opt/bme-oracle \
-    && /opt/bme-oracle/bin/pip install --no-index --find-links=/wheels /wheels/bme_oracle-*.whl \
+    && /opt/bme-oracle/bin/pip install --no-index --find-links=/wheels \
+       --constraint /requirements/constraints-runtime.txt /wheels/bme_oracle-*.whl \
     && bme-oracle --version
 
 USER 10001:10001

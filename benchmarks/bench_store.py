@@ -60,22 +60,37 @@ def headers() -> list[AgreedInput]:
         for row in csv.DictReader(handle):
             if row["role"] == "first":
                 real.append(parse_header(bytes.fromhex(row["header_hex"])))
-    result = [AgreedInput(i, i * 2016, h.block_hash_hex, h.bits, h.time, h.raw, SOURCES)
-              for i, h in enumerate(real[:EPOCHS])]
+    result = [
+        AgreedInput(i, i * 2016, h.block_hash_hex, h.bits, h.time, h.raw, SOURCES)
+        for i, h in enumerate(real[:EPOCHS])
+    ]
     last = real[-1]
     for epoch in range(len(result), EPOCHS):
         time_ = last.time + (epoch - len(real) + 1) * 1_209_600
         raw = last.raw[:68] + struct.pack("<III", time_, last.bits, epoch)
         parsed = parse_header(raw)
-        result.append(AgreedInput(epoch, epoch * 2016, parsed.block_hash_hex, parsed.bits,
-                                  parsed.time, raw, SOURCES))
+        result.append(
+            AgreedInput(
+                epoch, epoch * 2016, parsed.block_hash_hex, parsed.bits, parsed.time, raw, SOURCES
+            )
+        )
     return result
 
 
 def observations(items: list[AgreedInput]) -> list[ObservationInput]:
-    return [ObservationInput(epoch=h.epoch, source=s, height=h.height,
-                             block_hash_hex=h.block_hash_hex, bits=h.bits, time=h.time,
-                             raw_header=h.raw_header) for h in items for s in SOURCES]
+    return [
+        ObservationInput(
+            epoch=h.epoch,
+            source=s,
+            height=h.height,
+            block_hash_hex=h.block_hash_hex,
+            bits=h.bits,
+            time=h.time,
+            raw_header=h.raw_header,
+        )
+        for h in items
+        for s in SOURCES
+    ]
 
 
 def index_values(items: list[AgreedInput]) -> list[BmeValue]:
@@ -202,8 +217,10 @@ def main() -> int:
     result = asyncio.run(run(args.sqlite, args.rounds))
     print(result.report())
     met = result.bars_met()
-    print(f"bars (median write < {WRITE_BAR_S} s, median read < {READ_BAR_MS} ms): "
-          f"{'met' if met else 'MISSED'}")
+    print(
+        f"bars (median write < {WRITE_BAR_S} s, median read < {READ_BAR_MS} ms): "
+        f"{'met' if met else 'MISSED'}"
+    )
     return 0 if met or not args.check else 1
 
 

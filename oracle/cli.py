@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from oracle.errors import OracleError
 
@@ -38,7 +39,7 @@ EXIT_BAD_INPUT = 2
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 with usage; keep that
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 with usage; keep that
         self.print_usage(sys.stderr)
         self.exit(EXIT_BAD_INPUT, f"bme-oracle: error: {message}\n")
 

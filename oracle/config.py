@@ -21,13 +21,24 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from oracle.bitcoin.difficulty import NETWORKS
 from oracle.errors import ConfigError
 
 ENV_PREFIX = "ORACLE_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///bme-oracle.sqlite"
+
+# The closed sets of strings some keys take. Loading checks that a value is a string;
+# ``validate`` checks that it is one of these (with the messages operators see).
+#: ``network.name``: the networks of ``oracle.bitcoin.difficulty.NETWORKS``, in its order.
+NetworkName = Literal["mainnet", "testnet3", "testnet4", "signet", "regtest"]
+#: ``sources[].kind``: the REST source implementations (``oracle.sources.rest``).
+SourceKind = Literal["esplora", "blockchain_com"]
+#: ``logging.format``: JSON lines (production) or console output (development).
+LogFormat = Literal["json", "console"]
+#: ``logging.level``: a standard-library logging level, lower case.
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
 class Secret(str):
@@ -48,7 +59,7 @@ class Secret(str):
 
 @dataclass(frozen=True, slots=True)
 class NetworkConfig:
-    name: str = "mainnet"
+    name: NetworkName = "mainnet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +88,7 @@ class BitcoindConfig:
 @dataclass(frozen=True, slots=True)
 class RestSourceConfig:
     name: str
-    kind: str  # "esplora" | "blockchain_com"
+    kind: SourceKind
     base_url: str
     enabled: bool = True
     connect_timeout_s: float = 5.0
@@ -150,8 +161,8 @@ class MonitorConfig:
 
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
-    format: str = "console"  # "json" | "console"
-    level: str = "info"
+    format: LogFormat = "console"
+    level: LogLevel = "info"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +196,8 @@ def _hints(cls: type) -> dict[str, Any]:
 def _coerce(value: Any, hint: Any, where: str, problems: list[str], *, from_env: bool) -> Any:
     """Convert one raw value (TOML value or env string) to the annotated type."""
     origin = typing.get_origin(hint)
+    if origin is Literal:  # a string here; ``validate`` checks it is one of the choices
+        return _coerce(value, str, where, problems, from_env=from_env)
     if hint is Secret:
         if not isinstance(value, str):
             problems.append(f"{where}: expected a string")
@@ -356,16 +369,25 @@ def validate(config: Config) -> list[str]:
     if len(set(names)) != len(names):
         problems.append(f"sources: source names must be unique, got {names}")
     for i, source in enumerate(config.sources):
-        if source.kind not in {"esplora", "blockchain_com"}:
+        if source.kind not in typing.get_args(SourceKind):
             problems.append(
-                f"sources[{i}].kind: must be esplora or blockchain_com, got {source.kind!r}"
+                f"sources[{i}].kind: must be {' or '.join(typing.get_args(SourceKind))}, "
+                f"got {source.kind!r}"
             )
         if not source.base_url.startswith(("http://", "https://")):
             problems.append(
                 f"sources[{i}].base_url: must be an http(s) URL, got {source.base_url!r}"
             )
-    if config.logging.format not in {"json", "console"}:
-        problems.append(f"logging.format: must be json or console, got {config.logging.format!r}")
+    if config.logging.format not in typing.get_args(LogFormat):
+        problems.append(
+            f"logging.format: must be {' or '.join(typing.get_args(LogFormat))}, "
+            f"got {config.logging.format!r}"
+        )
+    if config.logging.level not in typing.get_args(LogLevel):
+        problems.append(
+            f"logging.level: must be one of {', '.join(typing.get_args(LogLevel))}, "
+            f"got {config.logging.level!r}"
+        )
     for n in config.service.index_days:
         if n <= 0 or n % 14:
             problems.append(f"service.index_days: {n} is not a positive multiple of 14")

@@ -13,9 +13,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
+
+if TYPE_CHECKING:
+    from oracle.config import LogFormat, LogLevel
 
 _SECRET_KEYS = ("password", "secret", "private_key", "privkey", "mnemonic", "keystore_password")
 _configured = False
@@ -28,7 +31,7 @@ def _mask_secrets(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]
     return event_dict
 
 
-def setup_logging(*, fmt: str = "console", level: str = "info") -> None:
+def setup_logging(*, fmt: LogFormat = "console", level: LogLevel = "info") -> None:
     """Configure structlog and stdlib logging once per process (idempotent)."""
     global _configured
     shared: list[Any] = [

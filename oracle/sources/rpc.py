@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from bitcoinrpc.authproxy import (  # type: ignore[import-untyped]  # no stubs upstream
+from bitcoinrpc.authproxy import (  # untyped: see [[tool.mypy.overrides]]
     USER_AGENT,
     AuthServiceProxy,
     EncodeDecimal,

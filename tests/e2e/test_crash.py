@@ -62,33 +62,35 @@ async def test_sigkill_at_random_points(
     env = {"ORACLE_BITCOIND__RPC_PASSWORD": node.password}
     delays = []
     for _trial in range(TRIALS):
-        proc = start_daemon(config, env)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/health", proc, timeout_s=60)
-            node.mine(2016)
-            delay = rng.uniform(0.0, 0.6)
-            delays.append(round(delay, 3))
-            await asyncio.sleep(delay)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
+        with start_daemon(config, env) as proc:  # closes its output pipe on the way out
+            try:
+                wait_http(f"http://127.0.0.1:{port}/health", proc, timeout_s=60)
+                node.mine(2016)
+                delay = rng.uniform(0.0, 0.6)
+                delays.append(round(delay, 3))
+                await asyncio.sleep(delay)
+            finally:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
     last_epoch = node.height() // 2016
     assert last_epoch == TRIALS
 
-    proc = start_daemon(config, env)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc, timeout_s=60)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            status, body = http_get_json(f"http://127.0.0.1:{port}/v1/retargets/{last_epoch}")
-            if status == 200 and body.get("status") == "published":
-                break
-            await asyncio.sleep(0.5)
-        else:
-            raise AssertionError(f"epoch {last_epoch} not published after the crashes ({delays})")
-        await asyncio.sleep(1)  # let the publication pass for earlier epochs settle, if any
-    finally:
-        assert terminate(proc) == 0
+    with start_daemon(config, env) as proc:
+        try:
+            wait_http(f"http://127.0.0.1:{port}/health", proc, timeout_s=60)
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                status, body = http_get_json(f"http://127.0.0.1:{port}/v1/retargets/{last_epoch}")
+                if status == 200 and body.get("status") == "published":
+                    break
+                await asyncio.sleep(0.5)
+            else:
+                raise AssertionError(
+                    f"epoch {last_epoch} not published after the crashes ({delays})"
+                )
+            await asyncio.sleep(1)  # let the publication pass for earlier epochs settle, if any
+        finally:
+            assert terminate(proc) == 0
 
     w3 = connect(anvil.url)
     repo = await open_repository(pg_url)

@@ -45,28 +45,28 @@ def test_dev_mines_a_retarget_and_publishes_it(tmp_path: Path) -> None:
 
 def test_dev_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [str(BIN), "dev", "--json", "--api-port", str(port), "--workdir", str(tmp_path / "dev")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 180
-        published = None
-        while time.monotonic() < deadline and published is None:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith("{") and json.loads(line)["event"] == "retarget_published":
-                published = json.loads(line)
-        assert published is not None, proc.stderr.read() if proc.stderr else ""
-        status, body = http_get_json(f"http://127.0.0.1:{port}/v1/retargets/1")
-        assert status == 200 and body["status"] == "published", body
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    ) as proc:  # closes its pipes on the way out
+        try:
+            assert proc.stdout is not None
+            deadline = time.monotonic() + 180
+            published = None
+            while time.monotonic() < deadline and published is None:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                if line.startswith("{") and json.loads(line)["event"] == "retarget_published":
+                    published = json.loads(line)
+            assert published is not None, proc.stderr.read() if proc.stderr else ""
+            status, body = http_get_json(f"http://127.0.0.1:{port}/v1/retargets/1")
+            assert status == 200 and body["status"] == "published", body
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -57,23 +57,23 @@ def test_signal_stops_daemon_cleanly(
         check=True,
         capture_output=True,
     )
-    proc = start_daemon(config, env)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc)
-        node.mine(5)
-        deadline = time.monotonic() + 30
-        status, body = http_get_json(f"http://127.0.0.1:{port}/v1/retargets/0")
-        while status != 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
+    with start_daemon(config, env) as proc:  # closes its output pipe on the way out
+        try:
+            wait_http(f"http://127.0.0.1:{port}/health", proc)
+            node.mine(5)
+            deadline = time.monotonic() + 30
             status, body = http_get_json(f"http://127.0.0.1:{port}/v1/retargets/0")
-        assert status == 200, body  # the genesis epoch went through the whole pipeline
-        started = time.monotonic()
-        assert terminate(proc, sig) == 0
-        assert time.monotonic() - started < 10
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    output = proc.stdout.read().decode() if proc.stdout else ""
+            while status != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                status, body = http_get_json(f"http://127.0.0.1:{port}/v1/retargets/0")
+            assert status == 200, body  # the genesis epoch went through the whole pipeline
+            started = time.monotonic()
+            assert terminate(proc, sig) == 0
+            assert time.monotonic() - started < 10
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        output = proc.stdout.read().decode() if proc.stdout else ""
     assert "service_stopped" in output
     assert node.password not in output  # no secret in the logs
 

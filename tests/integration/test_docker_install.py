@@ -2,10 +2,12 @@
 
 What the image build does, and what this test does in the same order:
 
-1. builder: copy the build context (pyproject.toml, README.md, oracle/ — exactly the
-   Dockerfile's COPY sources, nothing else) and `pip wheel --no-deps` it;
+1. builder: copy the build context (pyproject.toml, README.md, the runtime constraints
+   file, oracle/ — exactly the Dockerfile's COPY sources, nothing else) and
+   `pip wheel --no-deps` it;
 2. runtime: a fresh virtual environment, the built wheel installed into it without
-   an index; then the image's own smoke test (`bme-oracle --version`);
+   an index and with the constraints file the Dockerfile passes (`--constraint`); then
+   the image's own smoke test (`bme-oracle --version`);
 3. what the compose services run: `bme-oracle --help`, `bme-oracle db upgrade` (here
    on SQLite), and deploy/new-keystore with the installed package.
 
@@ -13,7 +15,9 @@ The one shortcut, for speed and to need no network: the image resolves the
 dependencies from wheels it downloads; here the fresh environment gets exactly the
 declared runtime dependency closure of the built wheel (its Requires-Dist, followed
 recursively with extras and markers) linked from the project's .venv, and
-`pip check` proves that closure satisfies every requirement. Nothing else of .venv
+`pip check` proves that closure satisfies every requirement. That closure must be
+exactly what the constraints file pins, at the pinned versions: the image gets the
+packages these tests ran with, and the file misses no runtime dependency. Nothing else of .venv
 is visible (no pytest, no source tree), so a runtime import of an undeclared
 package, or a file missing from the wheel, fails here as it would in the image.
 """
@@ -72,6 +76,33 @@ def dockerfile_copy_sources() -> list[str]:
     return sources
 
 
+def dockerfile_constraints() -> str:
+    """The constraints file the builder's ``pip wheel`` of the dependencies is given."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    found = set()
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True) if line.strip() else []
+        if words and words[0].upper() == "RUN" and "wheel" in words:
+            found.update(
+                words[i + 1] for i, word in enumerate(words[:-1]) if word in {"-c", "--constraint"}
+            )
+    assert len(found) == 1, f"the builder's pip wheel should take one --constraint, got {found}"
+    return found.pop()
+
+
+def constraint_pins(path: Path) -> dict[str, str]:
+    """``name == version`` lines of a pip constraints file, by canonical name."""
+    pins: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            requirement = Requirement(line)
+            (specifier,) = requirement.specifier
+            assert specifier.operator == "==", f"{path.name}: {line} is not pinned"
+            pins[canonicalize_name(requirement.name)] = specifier.version
+    return pins
+
+
 def wheel_requirements(wheel_metadata: str) -> list[Requirement]:
     return [
         Requirement(line.split(":", 1)[1].strip())
@@ -128,6 +159,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     context.mkdir()
     sources = dockerfile_copy_sources()
     assert "pyproject.toml" in sources and any(s.rstrip("/") == "oracle" for s in sources)
+    constraints = dockerfile_constraints()
+    assert constraints in sources, f"the builder uses {constraints} but does not COPY it"
     for source in sources:
         path = ROOT / source
         if path.is_dir():
@@ -135,6 +168,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 path, context / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
             )
         else:
+            (context / source).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, context / source)
     dist = tmp / "dist"
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", dist, ".", cwd=context)
@@ -154,10 +188,30 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         meta_name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         requirements = wheel_requirements(archive.read(meta_name).decode())
     assert requirements, "the wheel declares no dependencies?"
-    for dist_info in dependency_closure(requirements).values():
+    closure = dependency_closure(requirements)
+    pins = constraint_pins(context / constraints)
+    versions = {name: dist.version for name, dist in closure.items()}
+    assert versions == pins, (
+        f"the runtime dependencies in .venv differ from {constraints} "
+        "(run scripts/setup; after a dependency change, scripts/lock): "
+        f"not pinned {sorted(versions.keys() - pins.keys())}, "
+        f"pinned but not needed {sorted(pins.keys() - versions.keys())}, "
+        "other versions "
+        f"{sorted((n, v, pins[n]) for n, v in versions.items() if n in pins and pins[n] != v)}"
+    )
+    for dist_info in closure.values():
         link_distribution(dist_info, site_packages)
     pip = (sys.executable, "-m", "pip", "--python", python)
-    run(*pip, "install", "--no-deps", "--no-index", wheel, cwd=tmp)
+    run(
+        *pip,
+        "install",
+        "--no-deps",
+        "--no-index",
+        "--constraint",
+        context / constraints,
+        wheel,
+        cwd=tmp,
+    )
     run(*pip, "check", cwd=tmp)
     return venv / "bin"
 

@@ -93,9 +93,7 @@ async def test_observation_timestamps_are_utc(repository: Repository) -> None:
     assert stored.observed_at == at and stored.observed_at.utcoffset() == timedelta(0)
     naive = datetime(2024, 5, 1)  # noqa: DTZ001 - a naive datetime is the point of the test
     with pytest.raises(InputError, match="timezone-aware"):
-        await repository.record_observation(
-            NET, header.observation("esplora", observed_at=naive)
-        )
+        await repository.record_observation(NET, header.observation("esplora", observed_at=naive))
 
 
 async def test_record_agreed_is_idempotent(repository: Repository) -> None:

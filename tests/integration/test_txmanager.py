@@ -13,7 +13,7 @@ survive it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -163,8 +163,12 @@ async def make_rig(node: AnvilNode, accounts: ChainAccounts, repository: Reposit
 @pytest.fixture
 async def rig(
     anvil_factory: Callable[..., AnvilNode], test_accounts: ChainAccounts, repository: Repository
-) -> Rig:
-    return await make_rig(anvil_factory(), test_accounts, repository)
+) -> AsyncIterator[Rig]:
+    rig = await make_rig(anvil_factory(), test_accounts, repository)
+    try:
+        yield rig
+    finally:
+        await rig.close()  # the HTTP sessions of every connection the test opened
 
 
 # ------------------------------------------------------------------ the plain path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,24 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
 def test_redact_url() -> None:
     assert config.redact_url("postgresql+asyncpg://u:pw@h/db") == "postgresql+asyncpg://u:***@h/db"
     assert config.redact_url("sqlite+aiosqlite:///x.sqlite") == "sqlite+aiosqlite:///x.sqlite"
+
+
+def test_closed_choices_are_typed_and_validated(tmp_path: Path) -> None:
+    from oracle.bitcoin.difficulty import NETWORKS
+
+    # network.name's Literal is the networks oracle.bitcoin.difficulty knows, in order.
+    assert typing.get_args(config.NetworkName) == tuple(NETWORKS)
+    hints = config._hints(config.LoggingConfig)
+    assert hints["format"] == config.LogFormat and hints["level"] == config.LogLevel
+    loaded = config.load(None, {"ORACLE_LOGGING__FORMAT": "json", "ORACLE_LOGGING__LEVEL": "debug"})
+    assert (loaded.logging.format, loaded.logging.level) == ("json", "debug")
+    path = tmp_path / "bad.toml"
+    path.write_text('[logging]\nformat = "xml"\nlevel = "loud"\n')
+    with pytest.raises(ConfigError) as info:
+        config.load(path, {})
+    message = str(info.value)
+    assert "logging.format: must be json or console, got 'xml'" in message
+    assert "logging.level: must be one of debug, info, warning, error, critical" in message
+    path.write_text('[[sources]]\nname = "x"\nkind = 1\nbase_url = "https://x"\n')
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.kind: expected a string, got 1"):
+        config.load(path, {})
