@@ -37,6 +37,7 @@ and the service can tell "bad input / bad world" from a bug::
     ├── ChainMoving            the tip moved during every read of a /v1/status snapshot
     │                          (oracle.monitor.chainread) -> 503, the client asks again
     ├── CompileError           solc missing, wrong version, compile error (oracle.publish.compile)
+    ├── InterfaceError         ABI the interface renderer cannot express (oracle.publish.interfaces)
     ├── DevnetError            the dev stack's bitcoind or anvil failed (oracle.devstack.nodes)
     └── ApiError               a request the read API refuses, with its HTTP status (oracle.api)
 

@@ -62,7 +62,15 @@ def standard_input(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, Any]:
             "viaIR": False,
             "metadata": {"bytecodeHash": "none", "appendCBOR": False},
             "outputSelection": {
-                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
+                "*": {
+                    "*": [
+                        "abi",
+                        "devdoc",
+                        "userdoc",
+                        "evm.bytecode.object",
+                        "evm.deployedBytecode.object",
+                    ]
+                }
             },
         },
     }
@@ -95,7 +103,7 @@ def run_solc(solc_input: dict[str, Any], solc_js: Path = SOLC_JS) -> dict[str, A
 
 
 def build_artifacts(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, dict[str, Any]]:
-    """Compile and return ``{name: artifact}``, artifact = ABI, bytecode and provenance."""
+    """Compile and return ``{name: artifact}``: ABI, NatSpec, bytecode and provenance."""
     solc_input = standard_input(contracts_dir)
     output = run_solc(solc_input)
     source_digest = hashlib.sha256(
@@ -109,6 +117,9 @@ def build_artifacts(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, dict[str, 
             "compiler": {"solc": SOLC_VERSION, "settings": solc_input["settings"]},
             "sourcesSha256": source_digest,
             "abi": compiled["abi"],
+            # NatSpec, for the generated interfaces (oracle/publish/kit.py)
+            "devdoc": compiled["devdoc"],
+            "userdoc": compiled["userdoc"],
             "bytecode": "0x" + compiled["evm"]["bytecode"]["object"],
             "deployedBytecode": "0x" + compiled["evm"]["deployedBytecode"]["object"],
         }

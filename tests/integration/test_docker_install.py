@@ -9,7 +9,8 @@ What the image build does, and what this test does in the same order:
    an index and with the constraints file the Dockerfile passes (`--constraint`); then
    the image's own smoke test (`bme-oracle --version`);
 3. what the compose services run: `bme-oracle --help`, `bme-oracle db upgrade` (here
-   on SQLite), and deploy/new-keystore with the installed package.
+   on SQLite), and deploy/new-keystore with the installed package; and what an
+   integrator finds in the wheel: the contracts' ABI and generated Solidity interfaces.
 
 The one shortcut, for speed and to need no network: the image resolves the
 dependencies from wheels it downloads; here the fresh environment gets exactly the
@@ -254,6 +255,28 @@ def test_entrypoint_help_and_version(installed: Path, tmp_path: Path) -> None:
     help_text = run(installed / "bme-oracle", "--help", cwd=tmp_path, env=clean_env())
     for command in ("run", "db"):  # what the image's CMD and the compose services run
         assert re.search(rf"\b{command}\b", help_text), f"`{command}` missing from --help"
+
+
+def test_the_wheel_ships_the_abi_and_the_interfaces(installed: Path, tmp_path: Path) -> None:
+    """The integrator's kit in the wheel: each contract's artifact (ABI, NatSpec) and its
+    generated interface, the same files as contracts/interfaces/ (tests/unit/test_interfaces.py
+    keeps those equal to the artifacts)."""
+    script = (
+        "import json; from importlib import resources\n"
+        "folder = resources.files('oracle.publish').joinpath('artifacts')\n"
+        "print(json.dumps({'folder': str(folder), 'files': {p.name: p.read_text('utf-8') "
+        "for p in folder.iterdir() if p.name.endswith(('.json', '.sol'))}}))"
+    )
+    shipped = json.loads(run(installed / "python", "-c", script, cwd=tmp_path, env=clean_env()))
+    assert shipped["folder"].startswith(str(installed.parent))
+    files = shipped["files"]
+    for name in ("DifficultyOracle", "BmeAggregator"):
+        for shipped_name, source in (
+            (f"{name}.json", ROOT / "oracle" / "publish" / "artifacts" / f"{name}.json"),
+            (f"I{name}.sol", ROOT / "contracts" / "interfaces" / f"I{name}.sol"),
+        ):
+            assert files.get(shipped_name) == source.read_text(encoding="utf-8"), shipped_name
+    assert '"abi"' in files["DifficultyOracle.json"] and '"userdoc"' in files["BmeAggregator.json"]
 
 
 def test_db_upgrade_creates_the_schema_on_sqlite(installed: Path, tmp_path: Path) -> None:
