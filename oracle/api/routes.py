@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from oracle.api.dashboard import dashboard
 from oracle.api.handlers import (
     get_attestations,
     get_index,
@@ -76,6 +77,19 @@ _LIMIT = Param(
 )
 
 ROUTES: tuple[Route, ...] = (
+    # The dashboard (oracle.api.dashboard): server-rendered HTML, inline SVG, no scripts.
+    Route(
+        "/",
+        dashboard,
+        "dashboard",
+        "Dashboard: epoch progress, BME and difficulty history, sources, publications",
+        "",
+        errors=(503,),
+        tag="dashboard",
+        content_type="text/html",
+        description="An HTML page for people; it loads nothing else (works offline). "
+        "The chain being unreachable shows as 'unavailable' on the page, not as an error.",
+    ),
     Route(
         "/health",
         health,
