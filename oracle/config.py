@@ -68,6 +68,9 @@ class DatabaseConfig:
     pool_size: int = 5
     connect_timeout_s: float = 5.0
     write_retry_s: float = 30.0
+    #: The password of a Postgres ``url`` written without one; set only at connect time.
+    password: Secret = Secret("")
+    password_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +397,20 @@ def validate(config: Config) -> list[str]:
     if not 0 <= config.api.port < 65536:
         problems.append(f"api.port: must be 0..65535 (0 picks a free port), got {config.api.port}")
     problems.extend(_validate_peers(config))
+    problems.extend(_validate_database(config.database))
     return problems
+
+
+def _validate_database(database: DatabaseConfig) -> list[str]:
+    key = "database.password_file" if database.password_file else "database.password"
+    if not (database.password or database.password_file):
+        return []
+    if not database.url.startswith("postgresql+asyncpg://"):
+        return [f"{key}: only a postgresql+asyncpg:// url takes a password"]
+    userinfo = database.url.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
+    if ":" in userinfo:
+        return [f"database.url: carries a password of its own while {key} is set; use one"]
+    return []
 
 
 def _validate_peers(config: Config) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from oracle.commands.output import add_json_flag, emit
-from oracle.config import database_url, load, redact_url
+from oracle.config import DatabaseConfig, database_url, load, redact_url
 from oracle.store import migrate
 from oracle.store.session import validate_url
 
@@ -49,10 +49,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     add_json_flag(parser)
 
 
-def _url(args: argparse.Namespace) -> str:
+def _url(args: argparse.Namespace) -> tuple[str, DatabaseConfig | None]:
+    """The URL and, unless ``--db`` gave a complete URL, the ``[database]`` settings
+    (``password_file`` among them)."""
     if args.db:
-        return validate_url(args.db)
-    return validate_url(database_url(load(args.config), None))
+        return validate_url(args.db), None
+    config = load(args.config)
+    return validate_url(database_url(config, None)), config.database
 
 
 def _ensure_sqlite_directory(url: str) -> None:
@@ -74,12 +77,12 @@ def _payload(url: str, before: str | None, after: str | None) -> dict[str, Any]:
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
-    url = _url(args)
+    url, config = _url(args)
     _ensure_sqlite_directory(url)
 
     async def run() -> dict[str, Any]:
-        before = await migrate.current(url)
-        return _payload(url, before, await migrate.upgrade(url, args.revision))
+        before = await migrate.current(url, config=config)
+        return _payload(url, before, await migrate.upgrade(url, args.revision, config=config))
 
     result = asyncio.run(run())
     emit(
@@ -92,11 +95,11 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_downgrade(args: argparse.Namespace) -> int:
-    url = _url(args)
+    url, config = _url(args)
 
     async def run() -> dict[str, Any]:
-        before = await migrate.current(url)
-        return _payload(url, before, await migrate.downgrade(url, args.revision))
+        before = await migrate.current(url, config=config)
+        return _payload(url, before, await migrate.downgrade(url, args.revision, config=config))
 
     result = asyncio.run(run())
     emit(
@@ -109,8 +112,8 @@ def cmd_downgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_current(args: argparse.Namespace) -> int:
-    url = _url(args)
-    current = asyncio.run(migrate.current(url))
+    url, config = _url(args)
+    current = asyncio.run(migrate.current(url, config=config))
     head = migrate.head_revision()
     payload = {
         "url": redact_url(url),

@@ -99,6 +99,7 @@ class MonitorHub:
         if not published:
             log.warning("retarget_orphaned_before_publication", epoch=epoch, block=block_hash_hex)
             return
+        self.metrics.count_orphaned_published()
         await self.alerter.alert(
             ORPHANED_PUBLISHED,
             f"published retarget of epoch {epoch} ({block_hash_hex}) left the best chain",
@@ -116,6 +117,7 @@ class MonitorHub:
         await self.alerter.resolve(PUBLISH_FAILED, f"epoch {epoch} published", key=f"epoch:{epoch}")
 
     async def publish_failed(self, epoch: int, error: Exception, *, time: int) -> None:
+        self.metrics.count_publish_failure()
         await self.alerter.alert(
             PUBLISH_FAILED,
             f"publishing epoch {epoch} failed: {error}",
@@ -141,12 +143,14 @@ class MonitorHub:
 
     async def check_publication(self, network: str) -> None:
         """Scheduled: agreed epochs still unpublished past the threshold are late."""
+        late = 0
         for epoch in await self.repository.epochs_with_status(network, RetargetStatus.AGREED):
             record = await self.repository.get_retarget(network, epoch)
-            if record is not None:
-                await self.watchdog.publication(
-                    epoch=epoch, retarget_time=record.time, published=False, now=_now()
-                )
+            if record is not None and await self.watchdog.publication(
+                epoch=epoch, retarget_time=record.time, published=False, now=_now()
+            ):
+                late += 1
+        self.metrics.set_publication_late_epochs(late)
 
     async def readback(self, network: str, *, depth: int = 6) -> None:
         """Scheduled: the contract must hold exactly what the database says was published."""

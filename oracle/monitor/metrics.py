@@ -82,6 +82,12 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self._source_stale = Gauge(
+            f"{NAMESPACE}_source_stale",
+            "1 if the source has not answered for monitor.source_stale_after_s, else 0",
+            ["source"],
+            registry=r,
+        )
         self._disagreements = Counter(
             f"{NAMESPACE}_disagreements",
             "Disagreements between sources, by field (hash, bits, time, ...)",
@@ -143,6 +149,26 @@ class Metrics:
             "Balance of the transaction sender, in wei",
             registry=r,
         )
+        self._signer_balance_minimum = Gauge(
+            f"{NAMESPACE}_signer_balance_minimum_wei",
+            "monitor.min_signer_balance_wei, set with each balance check (0 before the first)",
+            registry=r,
+        )
+        self._publication_late = Gauge(
+            f"{NAMESPACE}_publication_late_epochs",
+            "Agreed epochs still unpublished monitor.publication_late_s after their retarget block",
+            registry=r,
+        )
+        self._publish_failures = Counter(
+            f"{NAMESPACE}_publish_failures",
+            "Failed attempts to publish an agreed epoch (retried every 15 s)",
+            registry=r,
+        )
+        self._orphaned_published = Counter(
+            f"{NAMESPACE}_orphaned_published",
+            "Published retargets found to have left the best chain",
+            registry=r,
+        )
         self._ticks = Counter(
             f"{NAMESPACE}_pipeline_ticks", "Pipeline ticks, by outcome", ["outcome"], registry=r
         )
@@ -181,6 +207,10 @@ class Metrics:
 
     def set_source_healthy(self, source: str, healthy: bool) -> None:
         self._source_healthy.labels(source=source).set(1 if healthy else 0)
+
+    def set_source_stale(self, source: str, stale: bool) -> None:
+        """Whether the source is unhealthy because it has been silent too long."""
+        self._source_stale.labels(source=source).set(1 if stale else 0)
 
     # -- cross-check, store, index -----------------------------------------------------------
 
@@ -221,6 +251,22 @@ class Metrics:
 
     def set_signer_balance(self, wei: int) -> None:
         self._signer_balance.set(wei)
+
+    def set_signer_balance_minimum(self, wei: int) -> None:
+        """The balance below which ``signer_balance_low`` fires (``min_signer_balance_wei``)."""
+        self._signer_balance_minimum.set(wei)
+
+    def set_publication_late_epochs(self, count: int) -> None:
+        """How many agreed epochs are unpublished past ``publication_late_s`` now."""
+        self._publication_late.set(count)
+
+    def count_publish_failure(self) -> None:
+        """Publishing an agreed epoch failed (it is retried)."""
+        self._publish_failures.inc()
+
+    def count_orphaned_published(self) -> None:
+        """A published retarget left the best chain."""
+        self._orphaned_published.inc()
 
     def count_readback_mismatch(self) -> None:
         self._readback_mismatches.inc()

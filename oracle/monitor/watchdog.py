@@ -43,6 +43,7 @@ class Watchdog:
         for health in healths:
             self._metrics.set_source_healthy(health.name, health.healthy)
             kind = SOURCE_STALE if health.reason.startswith("stale") else SOURCE_FAILING
+            self._metrics.set_source_stale(health.name, not health.healthy and kind == SOURCE_STALE)
             if health.healthy:
                 await self._alerter.resolve(SOURCE_FAILING, "source healthy again", key=health.name)
                 await self._alerter.resolve(SOURCE_STALE, "source healthy again", key=health.name)
@@ -104,6 +105,7 @@ class Watchdog:
     async def signer_balance(self, address: str, balance_wei: int) -> bool:
         """Alert when the sender's balance is under ``min_signer_balance_wei``."""
         self._metrics.set_signer_balance(balance_wei)
+        self._metrics.set_signer_balance_minimum(self._config.min_signer_balance_wei)
         if balance_wei >= self._config.min_signer_balance_wei:
             await self._alerter.resolve(SIGNER_BALANCE_LOW, "balance topped up", key=address)
             return False

@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
+from oracle.config import DatabaseConfig
 from oracle.errors import InputError, OracleError, SchemaOutdated, StoreError
 from oracle.store.session import DRIVER_ERRORS, create_engine, translate
 
@@ -51,9 +52,12 @@ def current_revision_of(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def _run(url: str, fn: Callable[[Connection], str | None]) -> str | None:
-    """Run ``fn(sync_connection)`` inside one transaction on ``url``; errors become StoreErrors."""
-    engine = create_engine(url)
+async def _run(
+    url: str, fn: Callable[[Connection], str | None], config: DatabaseConfig | None
+) -> str | None:
+    """Run ``fn(sync_connection)`` inside one transaction on ``url``; errors become StoreErrors.
+    ``config`` supplies the connection settings (timeouts, ``password_file``)."""
+    engine = create_engine(url, config)
     try:
         async with engine.begin() as connection:
             return await connection.run_sync(fn)
@@ -77,21 +81,23 @@ def _command(url: str, name: str, revision: str) -> Callable[[Connection], str |
     return run
 
 
-async def upgrade(url: str, revision: str = "head") -> str | None:
+async def upgrade(
+    url: str, revision: str = "head", *, config: DatabaseConfig | None = None
+) -> str | None:
     """Upgrade the schema at ``url`` to ``revision``; returns the revision now current."""
-    return await _run(url, _command(url, "upgrade", revision))
+    return await _run(url, _command(url, "upgrade", revision), config)
 
 
-async def downgrade(url: str, revision: str) -> str | None:
+async def downgrade(url: str, revision: str, *, config: DatabaseConfig | None = None) -> str | None:
     """Downgrade the schema at ``url`` to ``revision`` (``base`` = empty); returns the new one."""
     if not revision:
         raise InputError("downgrade needs a revision (a revision id, 'base' or '-1')")
-    return await _run(url, _command(url, "downgrade", revision))
+    return await _run(url, _command(url, "downgrade", revision), config)
 
 
-async def current(url: str) -> str | None:
+async def current(url: str, *, config: DatabaseConfig | None = None) -> str | None:
     """The revision the database at ``url`` is at, or None for an empty database."""
-    return await _run(url, current_revision_of)
+    return await _run(url, current_revision_of, config)
 
 
 def check_revision(revision: str | None, url: str) -> None:

@@ -5,8 +5,9 @@ exceptions: everything leaving it is an ``oracle.errors.StoreError``.
 
 * ``create_engine(url)`` builds an async engine for ``postgresql+asyncpg://``
   or ``sqlite+aiosqlite://``: for Postgres with ``pool_pre_ping`` (stale
-  connections after a server restart are replaced before use) and a connect
-  timeout; for SQLite:
+  connections after a server restart are replaced before use), a connect
+  timeout and ``database.password`` / ``database.password_file`` put into the
+  URL only there, at connect time (``connect_url``); for SQLite:
   foreign keys on, WAL, a busy timeout and explicit ``BEGIN`` so DDL and
   read-modify-write sequences are really transactional.
 * ``Database.transaction(fn)`` runs ``fn(session)`` as one transaction. When
@@ -29,11 +30,11 @@ from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import event, exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
-from oracle.config import DatabaseConfig, redact_url
+from oracle.config import DatabaseConfig, read_secret, redact_url
 from oracle.errors import (
     InputError,
     OracleError,
@@ -101,13 +102,27 @@ def create_engine(url: str, config: DatabaseConfig | None = None) -> AsyncEngine
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
         return engine
     return _create_async_engine(
-        url,
+        connect_url(url, config),
         pool_pre_ping=True,
         pool_size=config.pool_size,
         max_overflow=config.pool_size,
         pool_timeout=max(config.connect_timeout_s, 1.0),
         connect_args={"timeout": config.connect_timeout_s, "command_timeout": 60},
     )
+
+
+def connect_url(url: str, config: DatabaseConfig) -> URL:
+    """``url`` with ``config.password`` (or the content of ``password_file``) as its password
+    when it has none of its own: the one place a database password meets the URL.
+
+    Only the engine gets this URL, and SQLAlchemy masks its password whenever it prints
+    one; ``Database.url``, logs and errors keep the URL as configured, without it.
+    """
+    parsed = make_url(url)
+    password = read_secret(config.password, config.password_file, "database.password_file")
+    if not password or parsed.password is not None:
+        return parsed
+    return parsed.set(password=password.reveal())
 
 
 def _configure_sqlite(engine: AsyncEngine, *, in_memory: bool) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from oracle import config
 from oracle.errors import ConfigError
@@ -124,3 +126,96 @@ def test_closed_choices_are_typed_and_validated(tmp_path: Path) -> None:
     path.write_text('[[sources]]\nname = "x"\nkind = 1\nbase_url = "https://x"\n')
     with pytest.raises(ConfigError, match=r"sources\[0\]\.kind: expected a string, got 1"):
         config.load(path, {})
+
+
+# --------------------------------------------------- database.password_file (docker secret)
+
+
+def test_database_password_file_is_read_at_connect_time_only(tmp_path: Path) -> None:
+    from oracle.store.session import connect_url, create_engine
+
+    secret = tmp_path / "postgres_password"
+    secret.write_text("pa:ss/w@rd%\n")
+    url = "postgresql+asyncpg://oracle@db.internal:5432/oracle"
+    loaded = config.load(
+        None, {"ORACLE_DATABASE__URL": url, "ORACLE_DATABASE__PASSWORD_FILE": str(secret)}
+    )
+    assert loaded.database.url == url, "the configured URL stays without password"
+    assert loaded.database.password_file == str(secret)
+    connect = connect_url(url, loaded.database)
+    assert connect.password == "pa:ss/w@rd%", "any character: the URL object quotes it"
+    assert (connect.username, connect.host, connect.port) == ("oracle", "db.internal", 5432)
+    assert "pa:ss" not in repr(connect) and "pa:ss" not in str(connect)
+    engine = create_engine(url, loaded.database)
+    try:
+        assert engine.url.password == "pa:ss/w@rd%"
+        assert "pa:ss" not in repr(engine) and "pa:ss" not in repr(engine.url)
+    finally:
+        engine.sync_engine.dispose()
+    # ORACLE_DATABASE__PASSWORD works the same way and is a masked Secret
+    from_env = config.load(None, {"ORACLE_DATABASE__URL": url, "ORACLE_DATABASE__PASSWORD": "x1"})
+    assert "x1" not in repr(from_env)
+    assert connect_url(url, from_env.database).password == "x1"
+    # nothing configured: the URL as it is
+    assert connect_url(url, config.DatabaseConfig(url=url)).password is None
+
+
+def test_database_password_file_problems(tmp_path: Path) -> None:
+    from oracle.store.session import connect_url
+
+    with pytest.raises(ConfigError, match=r"database\.password_file: cannot read secret file"):
+        connect_url(
+            "postgresql+asyncpg://oracle@h/db",
+            config.DatabaseConfig(password_file=str(tmp_path / "missing")),
+        )
+    path = tmp_path / "c.toml"
+    path.write_text('[database]\npassword = "hunter2"\n')
+    with pytest.raises(ConfigError, match="ORACLE_DATABASE__PASSWORD or password_file") as info:
+        config.load(path, {})
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        config.load(
+            None,
+            {
+                "ORACLE_DATABASE__URL": "postgresql+asyncpg://oracle:inline@h/db",
+                "ORACLE_DATABASE__PASSWORD_FILE": "/run/secrets/postgres_password",
+            },
+        )
+    assert "database.url: carries a password of its own" in str(info.value)
+    assert "inline" not in str(info.value)
+    with pytest.raises(ConfigError, match="only a postgresql\\+asyncpg:// url takes a password"):
+        config.load(None, {"ORACLE_DATABASE__PASSWORD_FILE": "/run/secrets/postgres_password"})
+
+
+async def test_database_password_stays_out_of_logs_and_errors(tmp_path: Path) -> None:
+    """A database that cannot be reached: every log line and the error name the URL,
+    never the password that came from the file."""
+    import socket
+
+    import structlog
+
+    from oracle.errors import StoreUnavailable
+    from oracle.store.session import Database, create_engine
+
+    with socket.socket() as probe:  # a local port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    secret = tmp_path / "postgres_password"
+    secret.write_text("s3cret-db-pass\n")
+    url = f"postgresql+asyncpg://oracle@127.0.0.1:{port}/oracle"
+    database = config.DatabaseConfig(
+        url=url, password_file=str(secret), connect_timeout_s=1.0, write_retry_s=0.2
+    )
+    db = Database(create_engine(url, database), url=url, write_retry_s=database.write_retry_s)
+
+    async def ping(session: Any) -> None:
+        await session.execute(text("SELECT 1"))
+
+    try:
+        with structlog.testing.capture_logs() as logs, pytest.raises(StoreUnavailable) as info:
+            await db.transaction(ping, what="ping")
+    finally:
+        await db.dispose()
+    assert logs, "the failed attempts are logged"
+    assert f"127.0.0.1:{port}" in str(info.value)
+    assert "s3cret-db-pass" not in str(info.value) + repr(logs) + db.url

@@ -410,10 +410,7 @@ def test_every_oracle_variable_names_a_real_configuration_key(generated_deploy: 
     for name, svc in SERVICES.items():
         for variable in environment_of(svc):
             sources.setdefault(variable, set()).add(f"docker-compose.yml services.{name}")
-    env_files = [
-        DEPLOY / "oracle.env.example",
-        generated_deploy / "secrets" / "database.env",
-    ]
+    env_files = [DEPLOY / "oracle.env.example"]
     for path in env_files:
         for variable in parse_env_file(path):
             sources.setdefault(variable, set()).add(str(path))
@@ -450,7 +447,7 @@ def test_mounted_configs_load_with_the_compose_environment(generated_deploy: Pat
         except config.ConfigError as exc:
             pytest.fail(f"{name}: {path.name} with the compose environment does not load:\n{exc}")
         assert loaded.database.url.startswith("postgresql+asyncpg://"), name
-        assert urlsplit(loaded.database.url).password, f"{name}: database URL without password"
+        assert loaded.database.password_file, f"{name}: database.password_file is not set"
         assert loaded.api.host == "0.0.0.0", f"{name}: the API must listen on all interfaces"
         assert loaded.logging.format in {"json", "console"}
 
@@ -499,6 +496,7 @@ def test_secret_file_settings_point_at_mounted_docker_secrets(generated_deploy: 
         loaded = config.load(mounted_config(svc), service_environ(svc, generated_deploy))
         mounted = service_secrets(svc)
         paths = {
+            "database.password_file": loaded.database.password_file,
             "bitcoind.rpc_password_file": loaded.bitcoind.rpc_password_file,
             "publisher.keystore_password_file": loaded.publisher.keystore_password_file,
             "publisher.sender_keystore_file": loaded.publisher.sender_keystore_file,
@@ -524,6 +522,33 @@ def test_secret_file_settings_point_at_mounted_docker_secrets(generated_deploy: 
             if variable.endswith("_FILE"):
                 assert value.startswith(SECRETS_PREFIX), f"{name}: {variable}={value}"
                 assert value[len(SECRETS_PREFIX) :] in service_secrets(svc), f"{name}: {variable}"
+
+
+def test_the_database_password_is_a_docker_secret_joined_to_the_url_only_to_connect(
+    generated_deploy: Path,
+) -> None:
+    """Every oracle service, migrate included, gets a database URL without password and
+    the password from the postgres service's own secret; only the engine's URL has it."""
+    from oracle.store.session import connect_url
+
+    secret_file = generated_deploy / "secrets" / "postgres_password"
+    password = secret_file.read_text().strip()
+    postgres_secret = environment_of(SERVICES["postgres"])["POSTGRES_PASSWORD_FILE"]
+    assert postgres_secret == SECRETS_PREFIX + "postgres_password"
+    for name, svc in oracle_services().items():
+        environ = service_environ(svc, generated_deploy)
+        database = config.load(mounted_config(svc), environ).database
+        assert urlsplit(database.url).password is None, f"{name}: a password in the database URL"
+        assert database.password_file == postgres_secret, f"{name}: database.password_file"
+        assert "postgres_password" in service_secrets(svc), f"{name}: postgres_password not mounted"
+        for variable, value in environ.items():
+            assert password not in value, f"{name}: {variable} carries the database password"
+        # What the engine connects with, the secret read from the file make-secrets wrote.
+        url = connect_url(
+            database.url, dataclasses.replace(database, password_file=str(secret_file))
+        )
+        assert (url.username, url.password, url.host) == ("oracle", password, "postgres"), name
+        assert password not in repr(url) and password not in str(url), "SQLAlchemy masks it"
 
 
 # ------------------------------------------------------------------- compose: secrets
@@ -671,6 +696,34 @@ def test_long_running_services_have_healthchecks_and_dependencies_wait_for_them(
         assert depends["postgres"]["condition"] == "service_healthy", name
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
     assert SERVICES["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def duration_s(value: str) -> float:
+    """A compose duration (``90s``, ``60m``, ``1h30m``, ``500ms``) in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(value))
+    assert parts and "".join(n + u for n, u in parts) == str(value), f"not a duration: {value!r}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_bitcoind_healthcheck_waits_out_a_long_mainnet_restart() -> None:
+    """A mainnet node answers RPC only after loading its block index and verifying (after a
+    crash: replaying) its last blocks; the healthcheck must not call it unhealthy meanwhile,
+    or `up` gives up on the oracle that depends on it."""
+    check = SERVICES["bitcoind"]["healthcheck"]
+    start = duration_s(check["start_period"])
+    interval = duration_s(check["interval"])
+    timeout = duration_s(check["timeout"])
+    assert start >= 30 * 60, f"start_period {check['start_period']}: a restart can take longer"
+    assert check["retries"] * interval >= 5 * 60, "a busy node may miss a few checks in a row"
+    assert timeout >= 15 and timeout < interval, "getblockchaininfo can be slow under load"
+    tolerated_min = round((start + check["retries"] * interval) / 60)
+    assert tolerated_min >= 60
+    for where, text in (
+        ("docs/operations.md", GUIDE.read_text()),
+        ("docker-compose.yml", (ROOT / "docker-compose.yml").read_text()),
+    ):
+        assert f"{tolerated_min} minutes" in text, f"{where} must state the figure"
 
 
 def test_oracle_healthchecks_request_a_route_the_api_serves() -> None:
@@ -926,9 +979,7 @@ def test_make_secrets_creates_consistent_secrets_and_never_overwrites(
         value = (secrets_dir / name).read_text().strip()
         assert len(value) >= 32, f"{name}: too short"
         assert (secrets_dir / name).stat().st_mode & 0o777 == 0o644, name
-    url = parse_env_file(secrets_dir / "database.env")["ORACLE_DATABASE__URL"]
-    assert urlsplit(url).password == (secrets_dir / "postgres_password").read_text().strip()
-    assert urlsplit(url).hostname == "postgres" and urlsplit(url).username == "oracle"
+    assert not (secrets_dir / "database.env").exists(), "the database URL carries no password"
     # The rpcauth line is what Bitcoin Core's rpcauth.py computes for the password.
     rpcauth = next(
         line
@@ -956,6 +1007,24 @@ def test_make_secrets_creates_consistent_secrets_and_never_overwrites(
     assert {p.name: p.read_bytes() for p in secrets_dir.iterdir()} == before
 
 
+def test_make_secrets_points_out_the_database_env_of_earlier_versions(tmp_path: Path) -> None:
+    target = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, target, ignore=shutil.ignore_patterns("secrets"))
+    (target / "secrets").mkdir(mode=0o700)
+    old = target / "secrets" / "database.env"
+    old.write_text("ORACLE_DATABASE__URL=postgresql+asyncpg://oracle:0ld-s3cret@postgres/oracle\n")
+    result = subprocess.run(
+        [sys.executable, str(target / "make-secrets")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert f"{old} is no longer used" in result.stdout
+    assert old.exists(), "make-secrets never deletes a file"
+    assert "0ld-s3cret" not in result.stdout, "nor prints what is in it"
+
+
 # ------------------------------------------------------------- docs/operations.md
 
 GUIDE = ROOT / "docs" / "operations.md"
@@ -963,7 +1032,6 @@ GUIDE = ROOT / "docs" / "operations.md"
 GENERATED = {
     "deploy/secrets/",
     "deploy/secrets/postgres_password",
-    "deploy/secrets/database.env",
     "deploy/secrets/bitcoind_rpc_password",
     "deploy/secrets/bitcoind_rpcauth",
     "deploy/secrets/keystore_password",
@@ -1147,6 +1215,33 @@ def test_guide_commands_exist_in_the_cli_and_compose() -> None:
         for service in re.findall(r"(?:exec|up -d|logs -f|ps|stop) ([a-z][\w-]+)", command):
             if service in {"bitcoind", "postgres", "oracle", "anvil"} or "-" in service:
                 assert service in SERVICES, f"guide: `{command}` names unknown service {service}"
+
+
+def test_documented_builds_name_a_profile_that_builds_the_image() -> None:
+    """Every service has a profile, so `docker compose build` without one builds nothing
+    and the keystore and upgrade steps would run no image, or an old one."""
+    assert all(svc.get("profiles") for svc in SERVICES.values())
+    builders = {p for svc in oracle_services().values() if "build" in svc for p in svc["profiles"]}
+    assert builders == {"dev", "mainnet"}
+    image = re.sub(r"\$\{\w+:-([^}]+)\}", r"\1", SERVICES["oracle"]["image"])
+    compose_file = ROOT / "docker-compose.yml"
+    texts = {path: path.read_text() for path in (GUIDE, ROOT / "README.md", compose_file)}
+    commands = [c for command in guide_shell_commands() for c in command.split("&&")]
+    commands += re.findall(r"^#\s+(docker compose .*)$", texts[compose_file], flags=re.M)
+    builds = 0
+    for command in commands:
+        words = command.split()
+        if words[:2] != ["docker", "compose"] or "build" not in words:
+            continue
+        profiles = re.findall(r"--profile[ =](\S+)", command)
+        assert profiles and set(profiles) <= builders, f"`{command}` builds no oracle image"
+        builds += 1
+    assert builds >= 3, "the guide shows the build for the first start, upgrades, the rehearsal"
+    for path, text in texts.items():
+        assert not re.search(r"docker compose build\b", text), f"{path.name}: a bare build"
+    for command in guide_shell_commands():
+        if command.startswith("docker run"):
+            assert image in command.split(), f"`{command}` runs another image than {image}"
 
 
 def test_guide_links_and_paths_resolve() -> None:

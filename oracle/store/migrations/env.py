@@ -21,6 +21,7 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from oracle.config import DatabaseConfig
 from oracle.store.models import Base
 
 #: pg_advisory_xact_lock key: "bmeorcl" in ASCII, any constant unique to this app would do.
@@ -29,14 +30,16 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _url() -> str:
+def _target() -> tuple[str, DatabaseConfig | None]:
+    """The URL, and the ``[database]`` settings when it came from oracle.config."""
     url = config.get_main_option("sqlalchemy.url")
     if url:
-        return url
+        return url, None
     from oracle import config as oracle_config
 
     path = os.environ.get("ORACLE_CONFIG") or None
-    return oracle_config.database_url(oracle_config.load(path), None)
+    loaded = oracle_config.load(path)
+    return oracle_config.database_url(loaded, None), loaded.database
 
 
 def _configure(connection: Connection) -> None:
@@ -58,10 +61,10 @@ def run_migrations(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _run_async(url: str) -> None:
+async def _run_async(url: str, database: DatabaseConfig | None) -> None:
     from oracle.store.session import create_engine
 
-    engine = create_engine(url)
+    engine = create_engine(url, database)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(run_migrations)
@@ -74,11 +77,11 @@ def main() -> None:
     if connection is not None:
         run_migrations(connection)
     elif context.is_offline_mode():
-        context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+        context.configure(url=_target()[0], target_metadata=target_metadata, literal_binds=True)
         with context.begin_transaction():
             context.run_migrations()
     else:
-        asyncio.run(_run_async(_url()))
+        asyncio.run(_run_async(*_target()))
 
 
 main()
