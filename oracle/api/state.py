@@ -1,6 +1,6 @@
 """``ApiState``: the API's memory, kept current by the daemon. Requests only read it.
 
-Three things live here, each refreshed by what changes it, never by a request:
+Four things live here, each renewed by what changes it; requests only read:
 
 * the data ``Snapshot`` (``oracle.api.snapshot``): built from the repository
   when the API starts, and again after every pipeline event that changed the
@@ -10,8 +10,10 @@ Three things live here, each refreshed by what changes it, never by a request:
   statement) and keeps the current snapshot when nothing changed, so the
   daemon's periodic check costs next to nothing;
 * the chain reading behind ``/v1/status`` (``oracle.monitor.chainread.ChainStatus``):
-  one per tip, re-read when the daemon's watcher reports a new best tip
-  (``note_tip``), from whatever sources are configured;
+  one per tip, from whatever sources are configured; a new best tip reported
+  by the daemon's watcher (``note_tip``) makes it out of date, and the first
+  request after that starts the new reading (answered from the previous one
+  meanwhile), so nothing is read while nobody asks;
 * this node's own signatures (``SignedReports``), reloaded at once when the
   coordinator stores one (``attestations_changed``);
 * the rendered ``/metrics`` page, at most once per ``metrics_ttl_s``.

@@ -180,11 +180,11 @@ class ChainStatus:
     """The last chain reading for ``/v1/status``: one reading per tip, shared by every request.
 
     ``reading()`` answers from the last reading while it is current; the first
-    call, a ``note_tip`` with a new tip, or a reading older than ``max_age_s``
-    start one new reading (concurrent callers share it). While it runs, the
-    previous reading is served if it is younger than ``max_stale_s``; a failed
-    reading is remembered for ``retry_after_s`` (so a broken chain costs one
-    attempt per ``retry_after_s``, not one per request).
+    call after a ``note_tip`` with a new tip, or after the reading turned older
+    than ``max_age_s``, starts one new reading (concurrent callers share it).
+    While it runs, the previous reading is served if it is younger than
+    ``max_stale_s``; a failed reading is remembered for ``retry_after_s`` (so a
+    broken chain costs one attempt per ``retry_after_s``, not one per request).
     """
 
     def __init__(
@@ -223,14 +223,15 @@ class ChainStatus:
 
     def note_tip(self, height: int, block_hash_hex: str) -> None:
         """The daemon saw a best tip: a new one (higher, or the same height with another
-        hash) makes the reading out of date and starts a new one in the background.
-        A lower tip (a lagging source) changes nothing."""
+        hash) makes the reading out of date; the next request starts a new one (and is
+        answered from the previous reading meanwhile). A lower tip (a lagging source)
+        changes nothing. Nobody asking, nothing is read: a daemon catching up through
+        thousands of blocks does not read the chain once per block for nobody."""
         key = (height, block_hash_hex)
         if self._tip is not None and (key == self._tip or height < self._tip[0]):
             return
         self._tip = key
         self._cache.invalidate()
-        self._cache.refresh_soon()
 
     def start(self) -> None:
         """Start the first reading in the background (at start-up, before any request)."""
