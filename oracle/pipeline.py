@@ -7,12 +7,14 @@
 Every step is idempotent (the store upserts, the publisher keys on the epoch
 and asks the contract first), so repeating a pass after a crash is harmless.
 The pipeline decides nothing from memory: publication is driven by what the
-database says is agreed and unpublished, and by the current tip.
+database says is agreed and unpublished, and by the current tip. After each
+step that wrote to the store it calls ``on_change`` (the daemon's API rebuilds
+its in-memory snapshot then, ``oracle.api.state``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -78,6 +80,8 @@ class Pipeline:
     index_days: Sequence[int] = (14, 28, 84)
     publisher: Publisher | None = None
     use_checkpoints: bool = True
+    #: Called (synchronously, cheaply) after each step that wrote to the store.
+    on_change: Callable[[], None] | None = None
     _checkpoint_hashes: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -93,9 +97,15 @@ class Pipeline:
     async def handle(self, event: WatchEvent) -> PassSummary:
         """Route one watcher event to its stage."""
         if isinstance(event, EpochObserved):
-            return await self.on_observed(event)
+            try:
+                return await self.on_observed(event)
+            finally:
+                self._changed()  # observations are stored whatever the outcome
         if isinstance(event, RetargetOrphaned):
-            await self.on_orphaned(event)
+            try:
+                await self.on_orphaned(event)
+            finally:
+                self._changed()
         elif isinstance(event, TipRegressed):
             log.warning(
                 "tip_regressed",
@@ -182,6 +192,10 @@ class Pipeline:
             await self.repository.mark_orphaned(self.network, event.epoch, event.stored_hash_hex)
         await self.notifier.orphaned(event.epoch, event.stored_hash_hex, published=published)
 
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
     # -- indices ---------------------------------------------------------------------------
 
     async def update_indices(self, *, from_epoch: int) -> int:
@@ -205,10 +219,24 @@ class Pipeline:
         if self.publisher is None:
             return PassSummary()
         published: list[int] = []
+        attempted: list[int] = []
+        try:
+            await self._publish_due(tip_height, published, attempted)
+        finally:
+            if attempted:  # signatures, submissions or publications were stored
+                self._changed()
+        return PassSummary(published=tuple(published))
+
+    async def _publish_due(
+        self, tip_height: int, published: list[int], attempted: list[int]
+    ) -> None:
+        """Publish each confirmed agreed epoch in order; stop at the first that cannot go."""
+        assert self.publisher is not None
         for epoch in await self.repository.epochs_with_status(self.network, RetargetStatus.AGREED):
             record = await self.repository.get_retarget(self.network, epoch)
             if record is None or tip_height - record.height < self.confirmations:
                 continue
+            attempted.append(epoch)
             with structlog.contextvars.bound_contextvars(
                 network=self.network, epoch=epoch, height=record.height
             ):
@@ -235,7 +263,6 @@ class Pipeline:
                 )
                 log.info("epoch_published", tx_hash=tx_hash)
                 published.append(epoch)
-        return PassSummary(published=tuple(published))
 
     def _chain_id(self) -> int:
         return int(getattr(self.publisher, "chain_id", 0))

@@ -5,6 +5,10 @@ server. Every new block from any source triggers one pipeline pass for the
 current and any missed epochs; APScheduler runs the periodic jobs (publication
 retries, on-chain read-back, stale-source detection, health pruning). A pass
 runs under one lock, so a scheduled job and a block event never interleave.
+The API answers from memory (``oracle.api.state``): the pipeline reports each
+change of the store to it, this loop each new best tip, and a scheduled job
+rebuilds it once a minute for writes from outside the pipeline (peers'
+conflicting signatures, another process on the same database).
 
 SIGTERM/SIGINT set the stop event: no new pass starts, the pass in flight may
 finish within ``service.shutdown_timeout_s`` (then it is cancelled — every step
@@ -33,6 +37,9 @@ from oracle.store.repository import Repository
 from oracle.wiring import Components, build_api, build_components
 
 log = structlog.get_logger(__name__)
+
+#: The API's snapshot is rebuilt at least this often (on top of every pipeline change).
+API_REFRESH_S = 60.0
 
 
 @dataclass
@@ -115,12 +122,23 @@ class Service:
         parts = self.parts
         async for tips in parts.watcher.tip_batches():
             async with self.pass_lock:
-                for event in await parts.watcher.handle_tips(tips):
-                    await parts.pipeline.handle(event)
-                if self.best_height is not None:
-                    await parts.pipeline.publish_confirmed(self.best_height)
+                with self._api_held():
+                    for event in await parts.watcher.handle_tips(tips):
+                        await parts.pipeline.handle(event)
+                    if self.best_height is not None:
+                        await parts.pipeline.publish_confirmed(self.best_height)
+            if parts.api is not None and tips:
+                # After the pass: its reads of the sources go first (public APIs are
+                # rate limited), the status reading next.
+                best = max(tips, key=lambda tip: tip.height)
+                parts.api.note_tip(best.height, best.block_hash_hex)
             if self.stop_event.is_set():
                 return
+
+    def _api_held(self) -> contextlib.AbstractContextManager[None]:
+        """While a pass runs, the API keeps its snapshot and rebuilds once afterwards."""
+        api = self.parts.api
+        return api.deferring() if api is not None else contextlib.nullcontext()
 
     async def publish_pending(self) -> None:
         """Scheduled: retry publication (e.g. after the EVM node was down); flag late epochs."""
@@ -128,7 +146,8 @@ class Service:
         if self.best_height is None or self.stop_event.is_set():
             return
         async with self.pass_lock:
-            await parts.pipeline.publish_confirmed(self.best_height)
+            with self._api_held():
+                await parts.pipeline.publish_confirmed(self.best_height)
         if parts.publisher is not None:
             await parts.monitor.check_publication(self.config.network.name)
 
@@ -139,7 +158,8 @@ class Service:
             return
         if await coordinated.poll_peers() and self.best_height is not None:
             async with self.pass_lock:
-                await self.parts.pipeline.publish_confirmed(self.best_height)
+                with self._api_held():
+                    await self.parts.pipeline.publish_confirmed(self.best_height)
 
     async def prune_health(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(days=self.config.monitor.health_retention_days)
@@ -155,6 +175,12 @@ class Service:
         for source in self.parts.sources:
             with contextlib.suppress(SourceError):
                 await source.tip()
+
+    async def refresh_api(self) -> None:
+        """Scheduled: rebuild the API's snapshot (writes the pipeline did not report)."""
+        if self.parts.api is not None:
+            self.parts.api.data_changed()
+            self.parts.api.attestations_changed()
 
     async def readback(self) -> None:
         """Scheduled: compare what the contract holds with the database; check the balance."""
@@ -173,6 +199,7 @@ class Service:
             (self.poll_tips, max(self.config.bitcoind.poll_interval_s, 5.0)),
             (self.readback, monitor_cfg.readback_interval_s),
             (self.prune_health, 3600.0),
+            (self.refresh_api, API_REFRESH_S),
             *(
                 [(self.poll_peers, self.config.peers.poll_interval_s)]
                 if self.config.peers.urls

@@ -24,11 +24,12 @@ from aiohttp import web
 from oracle.agreement.watcher import RetargetWatcher
 from oracle.api.app import build_app
 from oracle.api.context import ApiContext
+from oracle.api.state import ApiState
 from oracle.bitcoin.difficulty import get_network
 from oracle.config import Config
 from oracle.errors import OracleError
 from oracle.monitor.chainread import SourceChainView
-from oracle.monitor.health import ReadinessReport, gather_readiness, judge_source
+from oracle.monitor.health import CachedProbe, ReadinessReport, gather_readiness, judge_source
 from oracle.monitor.hub import MonitorHub
 from oracle.monitor.instrument import InstrumentedSource
 from oracle.peers.client import PeerClient
@@ -52,6 +53,8 @@ class Components:
     watcher: RetargetWatcher
     pipeline: Pipeline
     publisher: Publisher | None
+    #: the read API's memory, once ``build_api`` built it
+    api: ApiState | None = None
 
     @property
     def coordinated(self) -> CoordinatedPublisher | None:
@@ -189,10 +192,47 @@ async def build_publisher(
     return CoordinatedPublisher.wrap(base, coordinator)
 
 
+#: ``/ready`` probes the database and the chain at most this often, however often it is asked.
+READY_PROBE_TTL_S = 10.0
+
+
 def build_api(components: Components) -> web.Application:
-    """The read API of a running oracle: its context, readiness facts and chain view."""
+    """The read API of a running oracle: its in-memory state, readiness facts and chain view.
+
+    The state (``oracle.api.state.ApiState``) answers every ``/v1`` request from
+    memory: the pipeline reports each change of the store to it
+    (``Pipeline.on_change``), the coordinator each signature it made
+    (``Coordinator.on_signed``), the service each new best tip (``note_tip``).
+    ``/v1/status`` reads the chain through any configured source, bitcoind or
+    public APIs alone; ``/ready`` probes the database and the chain at most once
+    per ``READY_PROBE_TTL_S``.
+    """
     config = components.config
     sources = components.sources
+    publisher_config = config.publisher
+    state = ApiState(
+        components.repository,
+        network=config.network.name,
+        index_days=config.service.index_days,
+        signing=(publisher_config.chain_id, publisher_config.contract_address)
+        if publisher_config.enabled and publisher_config.contract_address
+        else None,
+        chain=SourceChainView(sources),
+        metrics=components.monitor.metrics,
+    )
+    components.api = state
+    components.pipeline.on_change = state.data_changed
+    if components.coordinated is not None:
+        components.coordinated.coordinator.on_signed = state.attestations_changed
+    publisher = components.publisher
+    ping_database = CachedProbe(
+        components.repository.ping, ttl_s=READY_PROBE_TTL_S, name="ready-database"
+    )
+    reach_chain = CachedProbe(
+        publisher.ping if publisher is not None else sources[0].tip,
+        ttl_s=READY_PROBE_TTL_S,
+        name="ready-chain",
+    )
 
     async def readiness() -> ReadinessReport:
         now = time.time()
@@ -207,10 +247,8 @@ def build_api(components: Components) -> web.Application:
             )
             for s in sources
         ]
-        publisher = components.publisher
-        reach_chain = publisher.ping if publisher is not None else sources[0].tip
         return await gather_readiness(
-            ping_database=components.repository.ping,
+            ping_database=ping_database,
             reach_chain=reach_chain,
             sources=verdicts,
             quorum=config.crosscheck.quorum,
@@ -222,9 +260,17 @@ def build_api(components: Components) -> web.Application:
         metrics=components.monitor.metrics,
         network=config.network.name,
         readiness=readiness,
-        chain=SourceChainView(sources[0]),
+        chain=state.chain_status.chain if state.chain_status is not None else None,
+        state=state,
     )
-    return build_app(context)
+    app = build_app(context)
+
+    async def close_probes(_app: web.Application) -> None:
+        await ping_database.close()
+        await reach_chain.close()
+
+    app.on_cleanup.append(close_probes)
+    return app
 
 
 async def _ignore_call(source: str, latency_ms: float, ok: bool, kind: str | None) -> None:

@@ -9,11 +9,14 @@ URLs cannot grow the label set).
 
 The API is read-only: only GET (and the HEAD aiohttp derives from it) are
 routed; anything else on a known path is a 405 JSON error with ``Allow``.
+What it serves comes from the context's ``ApiState`` (``oracle.api.state``),
+loaded when the application starts and closed when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -24,6 +27,7 @@ from aiohttp import web
 from oracle.api.context import CONTEXT, OPENAPI_BODY, ApiContext, ApiError, error_response
 from oracle.api.openapi import build_document
 from oracle.api.routes import ROUTES, Handler, Route
+from oracle.api.state import ApiState
 from oracle.errors import IndexUnavailable, InputError, StoreError, StoreUnavailable
 
 log = structlog.get_logger(__name__)
@@ -96,10 +100,24 @@ def _code(status: int) -> str:
 
 def build_app(ctx: ApiContext, routes: Sequence[Route] | None = None) -> web.Application:
     """The API application for ``ctx``: the routes of ``ROUTES`` (or ``routes``) and their
-    OpenAPI document, generated from the same table."""
+    OpenAPI document, generated from the same table. Without ``ctx.state`` one is built
+    from the context; it loads its snapshot when the application starts."""
     table = tuple(ROUTES if routes is None else routes)
+    if ctx.state is None:
+        ctx = dataclasses.replace(ctx, state=ApiState.for_context(ctx))
+    state = ctx.state
+    assert state is not None
     app = web.Application(middlewares=[api_middleware], client_max_size=64 * 1024)
     app[CONTEXT] = ctx
+
+    async def start_state(_app: web.Application) -> None:
+        await state.start()
+
+    async def close_state(_app: web.Application) -> None:
+        await state.close()
+
+    app.on_startup.append(start_state)
+    app.on_cleanup.append(close_state)
     app[OPENAPI_BODY] = json.dumps(build_document(table, network=ctx.network)).encode()
     for route in table:
         app.router.add_get(route.path, route.handler, name=route.operation_id)

@@ -4,7 +4,10 @@ The API owns no resources: the daemon (``service.py``) opens the repository,
 the sources and the metrics, and hands them over here as an ``ApiContext``,
 so the API can be served by the daemon, by ``bme-oracle dev`` and by tests
 alike. ``build_app`` (``oracle.api.app``) stores it under the ``CONTEXT`` app
-key, where the handlers (``oracle.api.handlers``) find it.
+key, where the handlers (``oracle.api.handlers``) find it. What the handlers
+serve is read from ``state`` (``oracle.api.state.ApiState``: the in-memory
+snapshot the daemon keeps current); ``build_app`` makes one from the other
+fields when the context comes without.
 
 This module is the bottom of ``oracle.api``: it also holds ``ApiError`` and
 its JSON form, which both the parameter parsers/handlers (raising) and the
@@ -16,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -26,6 +29,9 @@ from oracle.monitor.chainread import ChainView
 from oracle.monitor.health import ReadinessReport
 from oracle.monitor.metrics import Metrics
 from oracle.store.repository import Repository
+
+if TYPE_CHECKING:
+    from oracle.api.state import ApiState
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,9 @@ class ApiContext:
     #: A request still running after this long is answered 503 (e.g. the database is
     #: down and the store is retrying): clients get an answer, not a hang.
     request_timeout_s: float = 10.0
+    #: The in-memory snapshot, chain status and metrics page the handlers answer from;
+    #: None: ``build_app`` builds one from the fields above.
+    state: ApiState | None = None
 
 
 #: Where ``build_app`` puts the ``ApiContext`` on the application.

@@ -10,7 +10,8 @@ conformance test instead of silently drifting from the document.
 
 Exact values are strings with a pattern: bits as 8 hex digits, difficulties
 and index values as decimal strings, the 10^18 on-chain integer as a decimal
-integer string (JSON numbers lose precision above 2^53).
+integer string (JSON numbers lose precision above 2^53). Answers that carry an
+ETag document the 304 a matching ``If-None-Match`` gets.
 """
 
 from __future__ import annotations
@@ -223,6 +224,37 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "recorded_at": _TIME,
         }
     ),
+    "IndexPoint": _object(
+        {
+            "epoch": _INT,
+            "height": _INT,
+            "time": _INT,
+            "value": _DECIMAL,
+            "value_scientific": _STR,
+            "value_fixed": _INTEGER_TEXT,
+            "value_exact": _FRACTION,
+        }
+    ),
+    "IndexHistory": _object(
+        {
+            "network": _STR,
+            "n_days": _INT,
+            "from": _nullable(_INT),
+            "to": _nullable(_INT),
+            "points": _array(_ref("IndexPoint")),
+        }
+    ),
+    "DifficultyPoint": _object(
+        {"epoch": _INT, "height": _INT, "time": _INT, "bits": _BITS, "difficulty": _DECIMAL}
+    ),
+    "DifficultyHistory": _object(
+        {
+            "network": _STR,
+            "from": _nullable(_INT),
+            "to": _nullable(_INT),
+            "points": _array(_ref("DifficultyPoint")),
+        }
+    ),
     "DisagreementList": _object({"network": _STR, "disagreements": _array(_ref("Disagreement"))}),
     "Attestation": _object(
         {
@@ -243,6 +275,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 
 _STATUS_TEXT = {
     200: "OK",
+    304: "Not modified: the If-None-Match ETag is current (no body)",
     400: "Bad parameter",
     404: "Not found",
     503: "Unavailable (database or chain not reachable, or not ready)",
@@ -257,7 +290,11 @@ def _operation(route: Route) -> dict[str, Any]:
         }
     else:
         ok = {"description": _STATUS_TEXT[200], "content": {route.content_type: {"schema": _STR}}}
+    for media_type in route.alternatives:
+        ok["content"][media_type] = {"schema": _STR}
     responses: dict[str, Any] = {"200": ok}
+    if route.conditional:
+        responses["304"] = {"description": _STATUS_TEXT[304]}
     for status, schema in route.extra_responses.items():
         responses[str(status)] = {
             "description": _STATUS_TEXT.get(status, "Error"),

@@ -24,6 +24,9 @@ MAX_EPOCH = 999_999_999
 MAX_N_DAYS = 14_000_000
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
+DEFAULT_DISAGREEMENTS = 100
+#: ``?format=`` of the history endpoints.
+FORMATS = ("json", "csv")
 #: Unix times are accepted within signed 64 bits.
 MAX_ABS_TIME = 2**63 - 1
 
@@ -48,13 +51,28 @@ def parse_n_days(text: str) -> int:
     return n
 
 
-def parse_at(text: str | None) -> int | None:
-    """The optional ``?at=`` unix time (signed 64 bits); ``None`` when absent."""
+def parse_at(text: str | None, what: str = "at") -> int | None:
+    """An optional unix time such as ``?at=`` (signed 64 bits); ``None`` when absent."""
     if text is None:
         return None
     if not _SIGNED.fullmatch(text) or abs(int(text)) > MAX_ABS_TIME:
-        raise ApiError(400, "bad_parameter", f"at should be an integer unix time, got {text!r}")
+        raise ApiError(400, "bad_parameter", f"{what} should be an integer unix time, got {text!r}")
     return int(text)
+
+
+def query_range(request: web.Request) -> tuple[int | None, int | None]:
+    """``?from=&to=`` of a history: optional unix times (``from`` after ``to``: no points)."""
+    return parse_at(request.query.get("from"), "from"), parse_at(request.query.get("to"), "to")
+
+
+def query_csv(request: web.Request) -> bool:
+    """``?format=``: ``json`` (the default) or ``csv``; True for CSV."""
+    text = request.query.get("format", "json")
+    if text not in FORMATS:
+        raise ApiError(
+            400, "bad_parameter", f"format should be one of {', '.join(FORMATS)}, got {text!r}"
+        )
+    return text == "csv"
 
 
 def query_int(

@@ -24,7 +24,9 @@ from aiohttp import web
 from oracle.api.dashboard import dashboard
 from oracle.api.handlers import (
     get_attestations,
+    get_difficulty_history,
     get_index,
+    get_index_history,
     get_retarget,
     health,
     list_disagreements,
@@ -34,7 +36,7 @@ from oracle.api.handlers import (
     ready,
     status,
 )
-from oracle.api.params import MAX_ABS_TIME, MAX_EPOCH, MAX_LIMIT, MAX_N_DAYS
+from oracle.api.params import FORMATS, MAX_ABS_TIME, MAX_EPOCH, MAX_LIMIT, MAX_N_DAYS
 from oracle.store.states import DISAGREEMENT_KINDS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -66,6 +68,10 @@ class Route:
     content_type: str = "application/json"
     description: str = ""
     extra_responses: dict[int, str] = field(default_factory=dict)  # status -> schema name
+    #: Other media types of the 200 answer (plain text bodies), e.g. CSV with ``?format=csv``.
+    alternatives: tuple[str, ...] = ()
+    #: Answered with an ETag, and 304 when ``If-None-Match`` names it.
+    conditional: bool = True
 
 
 _EPOCH_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH}
@@ -74,6 +80,34 @@ _LIMIT = Param(
     "query",
     {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
     "How many rows at most.",
+)
+_TIME_SCHEMA = {"type": "integer", "minimum": -MAX_ABS_TIME, "maximum": MAX_ABS_TIME}
+_N_DAYS = Param(
+    "n",
+    "path",
+    {"type": "integer", "minimum": 14, "maximum": MAX_N_DAYS, "multipleOf": 14},
+    "N in days: a positive multiple of 14 (BME14, BME28, BME84, ...).",
+    True,
+)
+_RANGE = (
+    Param(
+        "from",
+        "query",
+        _TIME_SCHEMA,
+        "Unix time: start with the value in force then (default: the first retarget).",
+    ),
+    Param(
+        "to",
+        "query",
+        _TIME_SCHEMA,
+        "Unix time: end with the value in force then (default: the latest; before from: none).",
+    ),
+    Param(
+        "format",
+        "query",
+        {"type": "string", "enum": list(FORMATS)},
+        "json (the default) or csv (RFC 4180, a header row, the same columns as the points).",
+    ),
 )
 
 ROUTES: tuple[Route, ...] = (
@@ -97,6 +131,7 @@ ROUTES: tuple[Route, ...] = (
         "Liveness: the process answers",
         "Health",
         tag="monitoring",
+        conditional=False,
     ),
     Route(
         "/ready",
@@ -107,6 +142,7 @@ ROUTES: tuple[Route, ...] = (
         tag="monitoring",
         description="503 with the same body, listing the reasons, when not ready.",
         extra_responses={503: "Ready"},
+        conditional=False,
     ),
     Route(
         "/metrics",
@@ -159,20 +195,39 @@ ROUTES: tuple[Route, ...] = (
         "IndexValue",
         errors=(400, 404, 503),
         params=(
-            Param(
-                "n",
-                "path",
-                {"type": "integer", "minimum": 14, "maximum": MAX_N_DAYS, "multipleOf": 14},
-                "N in days: a positive multiple of 14 (BME14, BME28, BME84, ...).",
-                True,
-            ),
+            _N_DAYS,
             Param(
                 "at",
                 "query",
-                {"type": "integer", "minimum": -MAX_ABS_TIME, "maximum": MAX_ABS_TIME},
+                _TIME_SCHEMA,
                 "Unix time: the value for the latest epoch whose retarget header time is <= at.",
             ),
         ),
+    ),
+    Route(
+        "/v1/index/{n}/history",
+        get_index_history,
+        "getIndexHistory",
+        "BME_N at every agreed retarget from one time to another, in JSON or CSV",
+        "IndexHistory",
+        errors=(400, 503),
+        params=(_N_DAYS, *_RANGE),
+        alternatives=("text/csv",),
+        description="One point per agreed epoch whose value was in force between from and to "
+        "(the first is the one in force at from); epochs with fewer than N/14 agreed epochs "
+        "behind them have no value and no point.",
+    ),
+    Route(
+        "/v1/difficulty/history",
+        get_difficulty_history,
+        "getDifficultyHistory",
+        "The agreed retargets' bits and difficulty from one time to another, in JSON or CSV",
+        "DifficultyHistory",
+        errors=(400, 503),
+        params=_RANGE,
+        alternatives=("text/csv",),
+        description="One point per agreed epoch whose retarget was in force between from and "
+        "to (the first is the one in force at from).",
     ),
     Route(
         "/v1/status",
@@ -181,7 +236,8 @@ ROUTES: tuple[Route, ...] = (
         "Progress through the epoch, the estimated next retarget and the projected BME14",
         "Status",
         errors=(503,),
-        description="Read from the chain on every request; see difficulty-estimate notes.",
+        description="The chain is read once per tip (from any configured source) and the "
+        "figures computed once per second; see the difficulty-estimate notes.",
     ),
     Route(
         "/v1/disagreements",

@@ -5,11 +5,14 @@ strings, difficulties and index values are decimal strings (truncated, with
 the exact fraction alongside), the on-chain 10^18 integer is a decimal string
 (JSON numbers lose precision above 2^53). Floats appear only for display
 percentages. The shapes are mirrored by the schemas in ``oracle.api.openapi``; a
-test fuzzes one against the other.
+test fuzzes one against the other. The history series (``/v1/index/{n}/history``,
+``/v1/difficulty/history``) have one point shape each, written as JSON objects
+or as CSV rows with the same columns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
@@ -205,3 +208,50 @@ def status_json(
             "latest_status": latest.status if latest is not None else None,
         },
     }
+
+
+#: Columns of a ``/v1/index/{n}/history`` point (JSON keys and CSV header alike).
+INDEX_POINT_FIELDS = (
+    "epoch",
+    "height",
+    "time",
+    "value",
+    "value_scientific",
+    "value_fixed",
+    "value_exact",
+)
+#: Columns of a ``/v1/difficulty/history`` point.
+DIFFICULTY_POINT_FIELDS = ("epoch", "height", "time", "bits", "difficulty")
+
+
+def index_point_json(value: BmeValue | IndexRecord, *, height: int, time: int) -> dict[str, Any]:
+    """One point of an index history: the value in force from this retarget on."""
+    return {
+        "epoch": value.epoch,
+        "height": height,
+        "time": time,
+        "value": format_decimal(value.value, INDEX_DIGITS),
+        "value_scientific": format_scientific(value.value),
+        "value_fixed": str(value.fixed),
+        "value_exact": fraction_text(value.value),
+    }
+
+
+def difficulty_point_json(record: RetargetRecord) -> dict[str, Any]:
+    """One point of the difficulty history: an agreed retarget's bits and difficulty."""
+    return {
+        "epoch": record.epoch,
+        "height": record.height,
+        "time": record.time,
+        "bits": bits_hex(record.bits),
+        "difficulty": format_decimal(difficulty_from_bits(record.bits), DIFFICULTY_DIGITS),
+    }
+
+
+def csv_header(fields: Sequence[str]) -> bytes:
+    return (",".join(fields) + "\r\n").encode()
+
+
+def csv_row(point: dict[str, Any], fields: Sequence[str]) -> bytes:
+    """One RFC 4180 row. Every value is a number, hex or decimal text: nothing to quote."""
+    return (",".join(str(point[name]) for name in fields) + "\r\n").encode()

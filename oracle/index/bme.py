@@ -118,6 +118,16 @@ def _value_from_sum(term_sum: Fraction | int, epochs: int) -> tuple[Fraction, in
     return exact, fixed_fraction.numerator // fixed_fraction.denominator
 
 
+def bme_from_sum(n_days: int, epoch: int, term_sum: Fraction | int) -> BmeValue:
+    """BME_N at ``epoch`` from the sum of ``earnings_term`` over its T-epoch window.
+
+    For callers that keep prefix sums of the terms (``oracle.index.history``): the
+    same single floor at the end as ``bme``, so the values are identical.
+    """
+    exact, fixed = _value_from_sum(term_sum, epochs_for_days(n_days))
+    return BmeValue(n_days=n_days, epoch=epoch, value=exact, fixed=fixed)
+
+
 def bme(n_days: int, window: Sequence[EpochTarget]) -> BmeValue:
     """BME_N at the last epoch of ``window``: the T consecutive epochs ending there."""
     epochs = epochs_for_days(n_days)

@@ -5,14 +5,22 @@ chain reachability). Fail closed, as STYLE.md asks: not ready unless every
 condition holds, and the report says *why* in plain words so an operator
 reading ``/ready`` (or a 503 from it) knows what to fix. ``/health`` is
 liveness only and does not use this.
+
+The daemon's probes go through ``CachedProbe``: ``/ready`` may be polled by
+every load balancer and dashboard at once, and each poll must not become a
+database round trip and a chain read (on a public block API that is rate
+limited to about one request a second).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from oracle.monitor.cache import Refreshing
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,3 +168,42 @@ async def _probe(probe: Callable[[], Awaitable[object]], timeout_s: float) -> tu
         first_line = str(exc).splitlines()[0] if str(exc) else ""
         return False, f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
     return True, ""
+
+
+class CachedProbe:
+    """A readiness probe run at most once per ``ttl_s``, however many callers ask.
+
+    Calling it re-raises the last probe's failure (or returns) like the probe
+    itself would; callers within ``ttl_s`` of the last probe share its outcome,
+    and concurrent callers share the probe in flight. The probe runs under its
+    own ``timeout_s``, so a hung backend is a failure, not a stuck probe.
+    """
+
+    def __init__(
+        self,
+        probe: Callable[[], Awaitable[object]],
+        *,
+        ttl_s: float,
+        timeout_s: float = 2.0,
+        name: str = "probe",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.probe = probe
+        self.timeout_s = timeout_s
+        self._cache: Refreshing[None] = Refreshing(
+            self._run, ttl_s=ttl_s, error_ttl_s=ttl_s, name=name, clock=clock
+        )
+
+    @property
+    def runs(self) -> int:
+        """How many times the probe itself has run."""
+        return self._cache.loads
+
+    async def _run(self) -> None:
+        await asyncio.wait_for(self.probe(), self.timeout_s)
+
+    async def __call__(self) -> None:
+        await self._cache.get()
+
+    async def close(self) -> None:
+        await self._cache.close()

@@ -185,6 +185,7 @@ class Metrics:
             buckets=API_BUCKETS_S,
             registry=r,
         )
+        self._api_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._source_tips: dict[str, int] = {}
 
     # -- sources -----------------------------------------------------------------------------
@@ -281,8 +282,18 @@ class Metrics:
         self._alerts.labels(kind=kind, outcome=outcome).inc()
 
     def observe_api_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self._api_requests.labels(route=route, method=method, status=str(status)).inc()
-        self._api_latency.labels(route=route).observe(seconds)
+        """One API request. Called for every request, so the labelled children are kept
+        (routes are templates and methods a fixed set: the key set stays small)."""
+        key = (route, method, status)
+        children = self._api_children.get(key)
+        if children is None:
+            children = (
+                self._api_requests.labels(route=route, method=method, status=str(status)),
+                self._api_latency.labels(route=route),
+            )
+            self._api_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of this registry and its content type."""

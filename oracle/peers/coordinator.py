@@ -100,6 +100,9 @@ class Coordinator:
         # Signing and recovering EIP-712 signatures costs milliseconds each; remember them.
         self._attested: set[Report] = set()
         self._recovered: dict[tuple[Report, str], str] = {}
+        #: Called after this node stored a new signature of its own (the API serves them at
+        #: ``/v1/attestations/{epoch}`` from memory; ``oracle.wiring.build_api`` sets it).
+        self.on_signed: Callable[[], None] | None = None
 
     async def signer_set(self) -> SignerSet:
         """The contract's signers and threshold, re-read at most every ``SIGNER_SET_TTL_S``
@@ -167,6 +170,8 @@ class Coordinator:
                 )
         if signatures:  # with no authorised key yet, sign once one is authorised
             self._attested.add(report)
+            if self.on_signed is not None:
+                self.on_signed()  # peers ask for it now, while this pass waits for theirs
 
     async def peer_signatures(self, report: Report, signer_set: SignerSet) -> list[ReportSignature]:
         """Stored peer signatures over exactly ``report`` by currently authorised signers

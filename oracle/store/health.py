@@ -20,6 +20,7 @@ from oracle.store import validate
 from oracle.store._sql import RepositoryBase, canonical_hash, insert_for, jsonable
 from oracle.store.models import Attestation, SourceHealth
 from oracle.store.records import AttestationRecord, SourceHealthSummary
+from oracle.store.rows import attestation_record
 from oracle.store.types import utcnow
 
 
@@ -158,20 +159,7 @@ class HealthMixin(RepositoryBase):
                 Attestation.chain_id == chain, Attestation.contract_address == address,
                 Attestation.epoch == epoch,
             ).order_by(Attestation.received_at, Attestation.id))).all()  # fmt: skip
-            return [
-                AttestationRecord(
-                    r.chain_id,
-                    r.contract_address,
-                    r.epoch,
-                    r.signer,
-                    r.report,
-                    r.report_hash,
-                    r.signature_hex,
-                    r.source,
-                    r.received_at,
-                )
-                for r in rows
-            ]
+            return [attestation_record(r) for r in rows]
 
         return await self._read1("attestations_for_epoch", read)
 

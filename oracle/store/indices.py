@@ -21,23 +21,11 @@ from oracle.store import validate
 from oracle.store._sql import RepositoryBase, canonical_hash, insert_for, jsonable
 from oracle.store.models import Disagreement, IndexValue, Retarget
 from oracle.store.records import DisagreementRecord, IndexRecord, LatestIndexed
-from oracle.store.rows import retarget_record
+from oracle.store.rows import disagreement_record, index_record, retarget_record
 from oracle.store.states import DISAGREEMENT_KINDS, FINAL_RETARGET_STATUSES, DisagreementKind
 from oracle.store.types import utcnow
 
 DECIMAL_PLACES = 30
-
-
-def _index_record(row: IndexValue) -> IndexRecord:
-    return IndexRecord(
-        network=row.network,
-        n_days=row.n_days,
-        epoch=row.epoch,
-        value=Fraction(row.value_fraction),
-        value_decimal=row.value_decimal,
-        fixed=row.value_fixed,
-        computed_at=row.computed_at,
-    )
 
 
 def _index_values(network: str, value: BmeValue) -> dict[str, Any]:
@@ -58,19 +46,6 @@ def _index_values(network: str, value: BmeValue) -> dict[str, Any]:
         "value_fraction": f"{value.value.numerator}/{value.value.denominator}",
         "value_decimal": format_decimal(value.value, DECIMAL_PLACES), "value_fixed": value.fixed,
     }  # fmt: skip
-
-
-def _disagreement_record(row: Disagreement) -> DisagreementRecord:
-    return DisagreementRecord(
-        row.id,
-        row.network,
-        row.epoch,
-        DisagreementKind(row.kind),
-        row.field,
-        row.claims,
-        row.evidence,
-        row.recorded_at,
-    )
 
 
 class IndicesMixin(RepositoryBase):
@@ -111,7 +86,7 @@ class IndicesMixin(RepositoryBase):
 
         async def read(session: AsyncSession) -> IndexRecord | None:
             row = await session.get(IndexValue, (network, n_days, epoch))
-            return _index_record(row) if row else None
+            return index_record(row) if row else None
 
         return await self._read1("index_value", read)
 
@@ -124,7 +99,7 @@ class IndicesMixin(RepositoryBase):
             row = (await session.scalars(select(IndexValue).where(
                 IndexValue.network == network, IndexValue.n_days == n_days,
             ).order_by(IndexValue.epoch.desc()).limit(1))).first()  # fmt: skip
-            return _index_record(row) if row else None
+            return index_record(row) if row else None
 
         return await self._read1("latest_index", read)
 
@@ -151,7 +126,7 @@ class IndicesMixin(RepositoryBase):
             rows = (await session.execute(query)).all()  # one round trip: retarget + its values
             if not rows:
                 return None
-            values = {v.n_days: _index_record(v) for _, v in rows if v is not None}
+            values = {v.n_days: index_record(v) for _, v in rows if v is not None}
             return LatestIndexed(retarget_record(rows[0][0]), values)
 
         return await self._read1("latest_agreed_with_indices", read)
@@ -249,6 +224,6 @@ class IndicesMixin(RepositoryBase):
                 query = query.where(Disagreement.epoch == validate.epoch(epoch))
             query = query.order_by(Disagreement.recorded_at.desc(), Disagreement.id.desc())
             rows = (await session.scalars(query.limit(limit))).all()
-            return [_disagreement_record(r) for r in rows]
+            return [disagreement_record(r) for r in rows]
 
         return await self._read1("list_disagreements", read)

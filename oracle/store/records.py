@@ -216,3 +216,19 @@ class AttestationRecord:
     signature_hex: str
     source: str  # "self" or the peer node's URL
     received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoreContents:
+    """Everything the read API serves for one network, read in one transaction
+    (``Repository.read_contents``): the source of the API's in-memory snapshot."""
+
+    network: str
+    #: ``Repository.contents_marker`` as of this read: equal markers, equal contents
+    marker: tuple[Any, ...]
+    #: one record per epoch, ascending, as ``get_retarget`` returns it
+    retargets: tuple[RetargetRecord, ...]
+    #: every stored BME value, by N then epoch
+    index_values: tuple[IndexRecord, ...]
+    #: newest first, as ``list_disagreements`` orders them
+    disagreements: tuple[DisagreementRecord, ...]

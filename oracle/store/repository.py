@@ -8,7 +8,8 @@ values (``oracle.store.records``), never ORM rows.
 
 Sections (one module each): retargets and observations (``retargets``), index
 values and disagreements (``indices``), submissions (``submissions``), health
-samples and attestations (``health``).
+samples and attestations (``health``), and the one read the API snapshot is built
+from (``bulk``).
 
 Usage::
 
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from oracle.config import DatabaseConfig, redact_url
 from oracle.store import migrate
+from oracle.store.bulk import BulkMixin
 from oracle.store.health import HealthMixin
 from oracle.store.indices import IndicesMixin
 from oracle.store.retargets import RetargetsMixin
@@ -35,7 +37,7 @@ from oracle.store.submissions import SubmissionsMixin
 __all__ = ["Repository", "open_repository"]
 
 
-class Repository(RetargetsMixin, IndicesMixin, SubmissionsMixin, HealthMixin):
+class Repository(RetargetsMixin, IndicesMixin, SubmissionsMixin, HealthMixin, BulkMixin):
     """All store operations on one database (see the section modules for each method)."""
 
     def __init__(self, database: Database) -> None:

@@ -24,10 +24,9 @@ from oracle.store.records import (
     AgreedInput,
     ObservationInput,
     ObservationRecord,
-    PublicationRecord,
     RetargetRecord,
 )
-from oracle.store.rows import observation_record, primary_row, retarget_record
+from oracle.store.rows import epoch_record, observation_record, primary_row, retarget_record
 from oracle.store.states import FINAL_RETARGET_STATUSES, RETARGET_STATUSES, RetargetStatus
 from oracle.store.types import utcnow
 
@@ -314,23 +313,10 @@ class RetargetsMixin(RepositoryBase):
             observations = await _observations(session, network, epoch)
             if not rows:
                 return None
-            primary = primary_row(rows)
             publications = (await session.scalars(select(Publication).where(
                 Publication.network == network, Publication.epoch == epoch,
             ).order_by(Publication.id))).all()  # fmt: skip
-            return retarget_record(
-                primary,
-                observations=tuple(observation_record(o) for o in observations),
-                publications=tuple(
-                    PublicationRecord(
-                        p.chain_id, p.contract_address, p.tx_hash, p.block_hash_hex, p.published_at
-                    )
-                    for p in publications
-                ),
-                others=tuple(
-                    retarget_record(r) for r in sorted(rows, key=lambda r: r.id) if r is not primary
-                ),
-            )
+            return epoch_record(rows, observations, publications)
 
         return await self._tx("get_retarget", read)
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from oracle.api import ApiContext, start_api
+from oracle.api.state import ApiState
 from oracle.config import Config, CrossCheckConfig
 from oracle.errors import HeightNotFound
 from oracle.index.bme import EpochTarget, bme_series
@@ -152,7 +154,7 @@ def make_context(
             quorum=config.crosscheck.quorum,
         )
 
-    return ApiContext(
+    context = ApiContext(
         repository=repository,
         config=config,
         metrics=metrics or Metrics(NET),
@@ -162,6 +164,8 @@ def make_context(
         clock=clock,
         request_timeout_s=request_timeout_s,
     )
+    # Built here (build_app would build the same) so tests can reach the API's memory.
+    return dataclasses.replace(context, state=ApiState.for_context(context))
 
 
 class ThreadedApi:
