@@ -121,6 +121,7 @@ ROUTES: tuple[Route, ...] = (
         errors=(503,),
         tag="dashboard",
         content_type="text/html",
+        conditional=False,  # rendered per request (its estimate reads the clock): no ETag
         description="An HTML page for people; it loads nothing else (works offline). "
         "The chain being unreachable shows as 'unavailable' on the page, not as an error.",
     ),
