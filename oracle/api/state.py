@@ -241,7 +241,8 @@ class ApiState:
     # -- /v1/status ------------------------------------------------------------------------
 
     def note_tip(self, height: int, block_hash_hex: str) -> None:
-        """The daemon's best tip (from the watcher): a new tip starts a new chain reading."""
+        """The daemon's best tip (from the watcher): a new tip makes the chain reading out of
+        date; the next ``/v1/status`` request starts the new one."""
         if self.chain_status is not None:
             self.chain_status.note_tip(height, block_hash_hex)
 
