@@ -24,7 +24,7 @@ from aiohttp import web
 from oracle.agreement.watcher import RetargetWatcher
 from oracle.api.app import build_app
 from oracle.api.context import ApiContext
-from oracle.api.state import ApiState
+from oracle.api.state import ApiState, signing_of
 from oracle.bitcoin.difficulty import get_network
 from oracle.config import Config
 from oracle.errors import OracleError
@@ -209,14 +209,11 @@ def build_api(components: Components) -> web.Application:
     """
     config = components.config
     sources = components.sources
-    publisher_config = config.publisher
     state = ApiState(
         components.repository,
         network=config.network.name,
         index_days=config.service.index_days,
-        signing=(publisher_config.chain_id, publisher_config.contract_address)
-        if publisher_config.enabled and publisher_config.contract_address
-        else None,
+        signing=signing_of(config),
         chain=SourceChainView(sources),
         metrics=components.monitor.metrics,
     )

@@ -33,6 +33,7 @@ from oracle.api.params import (
     query_csv,
     query_int,
     query_range,
+    query_value,
 )
 from oracle.api.snapshot import Snapshot
 from oracle.api.state import ApiState
@@ -110,7 +111,7 @@ async def get_index(request: web.Request) -> web.Response:
     (``oracle.index.history``).
     """
     n_days = parse_n_days(request.match_info["n"])
-    at = parse_at(request.query.get("at"))
+    at = parse_at(query_value(request, "at"))
     return respond(request, (await _snapshot(request)).index(n_days, at))
 
 
@@ -140,7 +141,7 @@ async def status(request: web.Request) -> web.Response:
 async def list_disagreements(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", default=DEFAULT_DISAGREEMENTS, minimum=1, maximum=MAX_LIMIT)
     epoch = query_int(request, "epoch", default=None, minimum=0, maximum=MAX_EPOCH)
-    kind = request.query.get("kind")
+    kind = query_value(request, "kind")
     if kind is not None and kind not in DISAGREEMENT_KINDS:
         raise ApiError(
             400,

@@ -60,14 +60,26 @@ def parse_at(text: str | None, what: str = "at") -> int | None:
     return int(text)
 
 
+def query_value(request: web.Request, name: str) -> str | None:
+    """The one value of query parameter ``name`` (None when absent). Given twice, it is
+    ambiguous (``?limit=5&limit=500``): a 400, not a silent pick of the first."""
+    values = request.query.getall(name, ())
+    if len(values) > 1:
+        raise ApiError(400, "bad_parameter", f"{name} should be given once, got {len(values)}")
+    return values[0] if values else None
+
+
 def query_range(request: web.Request) -> tuple[int | None, int | None]:
     """``?from=&to=`` of a history: optional unix times (``from`` after ``to``: no points)."""
-    return parse_at(request.query.get("from"), "from"), parse_at(request.query.get("to"), "to")
+    start = parse_at(query_value(request, "from"), "from")
+    return start, parse_at(query_value(request, "to"), "to")
 
 
 def query_csv(request: web.Request) -> bool:
     """``?format=``: ``json`` (the default) or ``csv``; True for CSV."""
-    text = request.query.get("format", "json")
+    text = query_value(request, "format")
+    if text is None:
+        return False
     if text not in FORMATS:
         raise ApiError(
             400, "bad_parameter", f"format should be one of {', '.join(FORMATS)}, got {text!r}"
@@ -79,7 +91,7 @@ def query_int(
     request: web.Request, name: str, *, default: int | None, minimum: int, maximum: int
 ) -> int | None:
     """Query parameter ``name`` as an integer ``minimum..maximum``, or ``default`` if absent."""
-    text = request.query.get(name)
+    text = query_value(request, name)
     if text is None:
         return default
     value = parse_non_negative(text, name, maximum=maximum)

@@ -38,6 +38,7 @@ from oracle.api.context import ApiError
 from oracle.api.snapshot import SignedReports, Snapshot
 from oracle.api.views import status_json
 from oracle.bitcoin.difficulty import get_network
+from oracle.config import Config
 from oracle.errors import OracleError
 from oracle.monitor.cache import Refreshing
 from oracle.monitor.chainread import ChainMoving, ChainStatus, ChainView
@@ -49,6 +50,14 @@ if TYPE_CHECKING:
     from oracle.api.context import ApiContext
 
 log = structlog.get_logger(__name__)
+
+
+def signing_of(config: Config) -> tuple[int, str] | None:
+    """``(chain_id, contract_address)`` when this node signs reports (``[publisher]``)."""
+    publisher = config.publisher
+    if publisher.enabled and publisher.contract_address:
+        return publisher.chain_id, publisher.contract_address
+    return None
 
 
 class ApiState:
@@ -109,14 +118,11 @@ class ApiState:
     @classmethod
     def for_context(cls, ctx: ApiContext) -> ApiState:
         """The state of an API built without one (tests, tools): everything from ``ctx``."""
-        publisher = ctx.config.publisher
         return cls(
             ctx.repository,
             network=ctx.network,
             index_days=ctx.config.service.index_days,
-            signing=(publisher.chain_id, publisher.contract_address)
-            if publisher.enabled and publisher.contract_address
-            else None,
+            signing=signing_of(ctx.config),
             chain=ctx.chain,
             metrics=ctx.metrics,
             clock=ctx.clock,
@@ -235,7 +241,8 @@ class ApiState:
     # -- /v1/status ------------------------------------------------------------------------
 
     def note_tip(self, height: int, block_hash_hex: str) -> None:
-        """The daemon's best tip (from the watcher): a new tip starts a new chain reading."""
+        """The daemon's best tip (from the watcher): a new tip makes the chain reading out of
+        date; the next ``/v1/status`` request starts the new one."""
         if self.chain_status is not None:
             self.chain_status.note_tip(height, block_hash_hex)
 

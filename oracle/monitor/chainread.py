@@ -26,15 +26,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar, runtime_checkable
 
-import structlog
-
 from oracle.bitcoin.header import Header
 from oracle.errors import OracleError, SourceError
 from oracle.monitor.cache import Refreshing
 from oracle.monitor.status import ChainSnapshot, plan_inputs
 from oracle.sources.types import HeaderSource, Tip
-
-log = structlog.get_logger(__name__)
 
 V = TypeVar("V")
 #: Header facts the oracle already holds: height -> (header time, bits), or None.

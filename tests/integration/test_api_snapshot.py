@@ -274,6 +274,27 @@ async def test_index_history_csv_has_the_json_points(daemon: tuple[Components, T
     assert (status, body["error"]["code"]) == (400, "bad_parameter")
     status, body, _ = await _get(client, "/v1/index/84/history?from=soon")
     assert (status, body["error"]["code"]) == (400, "bad_parameter")
+    status, body, _ = await _get(client, "/v1/index/84/history?format=")
+    assert (status, body["error"]["code"]) == (400, "bad_parameter")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/v1/retargets?limit=5&limit=500",
+        "/v1/index/14?at=1&at=2",
+        "/v1/index/14/history?format=csv&format=json",
+        "/v1/difficulty/history?from=1&from=2",
+        "/v1/disagreements?kind=field&kind=conflicting_attestation",
+    ],
+)
+async def test_a_parameter_given_twice_is_refused(
+    daemon: tuple[Components, TestClient], query: str
+) -> None:
+    """Ambiguous, so a 400 rather than a silent choice of one of the values."""
+    _, client = daemon
+    status, body, _ = await _get(client, query)
+    assert (status, body["error"]["code"]) == (400, "bad_parameter"), body
 
 
 # -- HTTP caching -------------------------------------------------------------------------------
