@@ -29,7 +29,7 @@ from oracle.bitcoin.difficulty import get_network
 from oracle.config import Config
 from oracle.errors import OracleError
 from oracle.monitor.chainread import SourceChainView
-from oracle.monitor.health import CachedProbe, ReadinessReport, gather_readiness, judge_source
+from oracle.monitor.health import CachedProbe, ReadinessReport, gather_readiness
 from oracle.monitor.hub import MonitorHub
 from oracle.monitor.instrument import InstrumentedSource
 from oracle.peers.client import PeerClient
@@ -233,17 +233,8 @@ def build_api(components: Components) -> web.Application:
 
     async def readiness() -> ReadinessReport:
         now = time.time()
-        verdicts = [
-            judge_source(
-                s.name,
-                now=now,
-                stale_after_s=config.monitor.source_stale_after_s,
-                last_success_at=s.state.last_ok_at,
-                last_failure_at=s.state.last_failure_at,
-                last_failure=s.state.last_error or "",
-            )
-            for s in sources
-        ]
+        stale_after_s = config.monitor.source_stale_after_s
+        verdicts = [s.state.verdict(now=now, stale_after_s=stale_after_s) for s in sources]
         return await gather_readiness(
             ping_database=ping_database,
             reach_chain=reach_chain,

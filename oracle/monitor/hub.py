@@ -23,7 +23,6 @@ from oracle.agreement.crosscheck import Agreed
 from oracle.agreement.watcher import EpochObserved
 from oracle.config import Config
 from oracle.monitor.alerts import Alerter
-from oracle.monitor.health import judge_source
 from oracle.monitor.instrument import InstrumentedSource
 from oracle.monitor.metrics import Metrics
 from oracle.monitor.watchdog import Watchdog
@@ -71,14 +70,7 @@ class MonitorHub:
             if state.last_tip is not None:
                 self.metrics.set_source_tip(state.name, state.last_tip.height)
             verdicts.append(
-                judge_source(
-                    state.name,
-                    now=now,
-                    stale_after_s=self.config.monitor.source_stale_after_s,
-                    last_success_at=state.last_ok_at,
-                    last_failure_at=state.last_failure_at,
-                    last_failure=state.last_error or "",
-                )
+                state.verdict(now=now, stale_after_s=self.config.monitor.source_stale_after_s)
             )
         await self.watchdog.sources(verdicts)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from oracle.errors import SourceError
+from oracle.monitor.health import SourceHealth, judge_source
 from oracle.sources.types import HeaderSource, Observation, Tip, error_kind
 
 T = TypeVar("T")
@@ -28,6 +29,17 @@ class SourceState:
     last_failure_at: float | None = None
     last_error: str | None = None
     last_tip: Tip | None = None
+
+    def verdict(self, *, now: float, stale_after_s: float) -> SourceHealth:
+        """Judge this source as ``/ready`` and the stale/failing alerts both must."""
+        return judge_source(
+            self.name,
+            now=now,
+            stale_after_s=stale_after_s,
+            last_success_at=self.last_ok_at,
+            last_failure_at=self.last_failure_at,
+            last_failure=self.last_error or "",
+        )
 
 
 class InstrumentedSource:

@@ -11,6 +11,7 @@ signer-set reads).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -90,14 +91,13 @@ async def node_knows(w3: AsyncWeb3[Any], tx_hash: str) -> bool:
 
 async def revert_reason(w3: AsyncWeb3[Any], tx_hash: str, receipt: Any) -> ContractReverted:
     """Decode why a mined transaction reverted: the node's trace, else a replay at its block."""
-    try:
+    # A node without debug_traceTransaction refuses it: fall through to the replay.
+    with contextlib.suppress(*RPC_ERRORS):
         trace = await w3.provider.make_request("debug_traceTransaction", [tx_hash, {}])
         result = trace.get("result") or {}
         data = result.get("returnValue")
         if result.get("failed") and isinstance(data, str) and data:
             return decode_revert(data if data.startswith("0x") else "0x" + data)
-    except RPC_ERRORS:
-        pass
     tx = await w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
     try:
         await w3.eth.call(
