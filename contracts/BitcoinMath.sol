@@ -4,9 +4,10 @@ pragma solidity 0.8.28;
 /// @title BitcoinMath
 /// @notice Bitcoin consensus arithmetic the oracle re-does on chain so that consumers trust no
 ///         off-chain number: compact bits <-> target exactly as Bitcoin Core's
-///         `arith_uint256::SetCompact` / `GetCompact`, `PermittedDifficultyTransition`, block
-///         subsidy, and the BME fixed-point sum of DESIGN.md with 512-bit intermediates.
-/// @dev    Mirrors oracle/bitcoin/difficulty.py and oracle/bme.py line by line; the Python side
+///         `arith_uint256::SetCompact` / `GetCompact`, the retarget rule
+///         (`CalculateNextWorkRequired`), block subsidy, and the BME fixed-point sum of
+///         DESIGN.md with 512-bit intermediates.
+/// @dev    Mirrors oracle/bitcoin/difficulty.py and oracle/index/bme.py line by line; the Python side
 ///         is the reference the tests compare against.
 library BitcoinMath {
     /// Target of bits 0x1d00ffff, the numerator of difficulty.
@@ -25,25 +26,11 @@ library BitcoinMath {
     /// A 512-bit quotient does not fit in 256 bits.
     error MulDivOverflow();
 
-    /// @notice Decode compact bits exactly as `arith_uint256::SetCompact`, with its two flags.
-    function decodeCompact(uint32 bits) internal pure returns (uint256 value, bool negative, bool overflow) {
-        uint256 size = bits >> 24;
-        uint256 word = bits & 0x007fffff;
-        if (size <= 3) {
-            value = word >> (8 * (3 - size));
-        } else if (size - 3 < 32) {
-            value = word << (8 * (size - 3)); // wraps at 2^256 like arith_uint256
-        } else {
-            value = 0; // shifted out entirely
-        }
-        negative = word != 0 && (bits & 0x00800000) != 0;
-        overflow = word != 0 && (size > 34 || (word > 0xff && size > 33) || (word > 0xffff && size > 32));
-    }
-
     /// @notice The target of valid bits; reverts `InvalidBits` where `CheckProofOfWork` would fail.
-    /// @dev    Same result as decodeCompact plus the three rejections, written lean because it
-    ///         runs in every submit: a zero mantissa means a zero target (rejected whatever the
-    ///         flags), and after the overflow checks size <= 34 so no shift wraps.
+    /// @dev    SetCompact's value plus the three rejections (negative, overflow, zero), written
+    ///         lean because it runs three times in every submit: a zero mantissa means a zero
+    ///         target (rejected whatever the flags), and after the overflow checks size <= 34
+    ///         so no shift wraps.
     function bitsToTarget(uint32 bits) internal pure returns (uint256 target) {
         unchecked {
             uint256 size = bits >> 24;
@@ -57,15 +44,13 @@ library BitcoinMath {
         }
     }
 
-    /// @notice Compact encoding of a non-negative value, exactly as `arith_uint256::GetCompact`.
+    /// @notice Compact encoding of a non-negative value, exactly as `arith_uint256::GetCompact`
+    ///         (with fNegative = false). Consensus-critical: the retarget rule compares its
+    ///         output with the header's nBits, so it is tested against Bitcoin Core's vectors.
     function encodeCompact(uint256 value) internal pure returns (uint32) {
+        if (value == 0) return 0;
         uint256 size = _byteLength(value);
-        uint256 compact;
-        if (size <= 3) {
-            compact = (value << (8 * (3 - size))) & 0xffffffff;
-        } else {
-            compact = value >> (8 * (size - 3));
-        }
+        uint256 compact = size <= 3 ? value << (8 * (3 - size)) : value >> (8 * (size - 3));
         if (compact & 0x00800000 != 0) {
             compact >>= 8;
             size += 1;
@@ -73,37 +58,23 @@ library BitcoinMath {
         return uint32(compact | (size << 24));
     }
 
-    /// @notice Core's `PermittedDifficultyTransition` at a retarget height, for networks
-    ///         without min-difficulty blocks: the new target within [1/4, 4] of the old one
-    ///         after compact rounding, the upper end capped at powLimit.
-    function permittedTransition(uint256 oldTarget, uint256 newTarget, uint256 powLimit)
+    /// @notice Bitcoin Core's `CalculateNextWorkRequired`: the bits of block 2016e from the
+    ///         previous epoch's bits, the time of its first block (2016e - 2016) and the time
+    ///         of its last block (2016e - 1), under `powLimit`.
+    /// @dev    The timespan is a signed difference in Core (int64); a last time before the
+    ///         first clamps to the lower bound like any short span. Stored targets are at most
+    ///         powLimit < 2^224 on the networks that retarget, so target x 4,838,400 < 2^247
+    ///         cannot overflow (regtest, powLimit ~2^255, never retargets and never calls this).
+    function nextWorkRequired(uint32 previousBits, uint256 firstTime, uint256 lastTime, uint256 powLimit)
         internal
         pure
-        returns (bool)
+        returns (uint32)
     {
-        // old x 4 can exceed 2^256 only for targets above any real powLimit; Core's wrapping
-        // arith_uint256 and exact math agree once the cap applies, so saturate.
-        uint256 largest = oldTarget >> 254 != 0 ? type(uint256).max : oldTarget * 4;
-        if (roundToCompact(_min(largest, powLimit)) < newTarget) return false;
-        return roundToCompact(_min(oldTarget / 4, powLimit)) <= newTarget;
-    }
-
-    /// @notice decodeCompact(encodeCompact(v)).value without the byte loop: GetCompact keeps
-    ///         the top three bytes, or the top two when the top byte would set the sign bit.
-    function roundToCompact(uint256 v) internal pure returns (uint256) {
-        if (v == 0) return 0;
-        uint256 r; // 8 x (index of the most significant non-zero byte)
-        assembly ("memory-safe") {
-            r := shl(7, lt(0xffffffffffffffffffffffffffffffff, v))
-            r := or(r, shl(6, lt(0xffffffffffffffff, shr(r, v))))
-            r := or(r, shl(5, lt(0xffffffff, shr(r, v))))
-            r := or(r, shl(4, lt(0xffff, shr(r, v))))
-            r := or(r, shl(3, lt(0xff, shr(r, v))))
-        }
-        uint256 keepBits = (v >> r) >= 0x80 ? 16 : 24;
-        if (r + 8 <= keepBits) return v;
-        uint256 drop = r + 8 - keepBits;
-        return (v >> drop) << drop;
+        uint256 timespan = lastTime > firstTime ? lastTime - firstTime : 0;
+        if (timespan < TARGET_TIMESPAN_S / 4) timespan = TARGET_TIMESPAN_S / 4;
+        if (timespan > TARGET_TIMESPAN_S * 4) timespan = TARGET_TIMESPAN_S * 4;
+        uint256 next = bitsToTarget(previousBits) * timespan / TARGET_TIMESPAN_S;
+        return encodeCompact(next > powLimit ? powLimit : next);
     }
 
     /// @notice Total subsidy in satoshis of the 2016 blocks of `epoch`, halving epochs
@@ -212,11 +183,17 @@ library BitcoinMath {
         return uint32(((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >> 8) & 0xff00) | ((v >> 24) & 0xff));
     }
 
-    function _byteLength(uint256 value) private pure returns (uint256 size) {
-        while (value != 0) {
-            value >>= 8;
-            size += 1;
+    /// Number of significant bytes of a non-zero value (Core's (bits() + 7) / 8), by binary search.
+    function _byteLength(uint256 v) private pure returns (uint256) {
+        uint256 r; // 8 x (index of the most significant non-zero byte)
+        assembly ("memory-safe") {
+            r := shl(7, lt(0xffffffffffffffffffffffffffffffff, v))
+            r := or(r, shl(6, lt(0xffffffffffffffff, shr(r, v))))
+            r := or(r, shl(5, lt(0xffffffff, shr(r, v))))
+            r := or(r, shl(4, lt(0xffff, shr(r, v))))
+            r := or(r, shl(3, lt(0xff, shr(r, v))))
         }
+        return r / 8 + 1;
     }
 
     function _min(uint256 a, uint256 b) private pure returns (uint256) {

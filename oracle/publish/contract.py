@@ -20,13 +20,21 @@ import aiohttp
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
-from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.abi import collapse_if_tuple, function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import TxParams
 
-from oracle.errors import PublishError, TxRejected
+from oracle.errors import InputError, PublishError, TxRejected
+from oracle.publish.anchor import (
+    DEFAULT_CHALLENGE_WINDOW_S,
+    DEFAULT_GOVERNANCE_DELAY_S,
+    MAX_CHALLENGE_WINDOW_S,
+    NETWORK_MODES,
+    NETWORK_NAMES,
+    Checkpoint,
+)
 from oracle.publish.signing import KeystoreAccount, Report
 
 ORACLE = "DifficultyOracle"
@@ -144,9 +152,15 @@ class OracleStatus:
     pending_owner: str | None
     signers: tuple[str, ...]
     threshold: int
+    config_version: int
     paused: bool
-    first_epoch: int | None
-    latest_epoch: int | None
+    network: str
+    genesis_epoch: int
+    latest_epoch: int
+    latest_stored_at: int
+    latest_final_at: int  # 0: the latest epoch is final
+    challenge_window_s: int
+    governance_delay_s: int
     pow_limit: int
 
     def as_dict(self) -> dict[str, Any]:
@@ -156,9 +170,16 @@ class OracleStatus:
             "pending_owner": self.pending_owner,
             "signers": list(self.signers),
             "threshold": self.threshold,
+            "config_version": self.config_version,
             "paused": self.paused,
-            "first_epoch": self.first_epoch,
+            "network": self.network,
+            "genesis_epoch": self.genesis_epoch,
             "latest_epoch": self.latest_epoch,
+            "latest_stored_at": self.latest_stored_at,
+            "latest_final": self.latest_final_at == 0,
+            "latest_final_at": self.latest_final_at or None,
+            "challenge_window_s": self.challenge_window_s,
+            "governance_delay_s": self.governance_delay_s,
             "pow_limit": hex(self.pow_limit),
         }
 
@@ -188,14 +209,37 @@ class OracleContract:
                 return None
             raise
 
-    async def latest_epoch(self) -> int | None:
-        """The newest stored epoch, or None before the first report."""
-        value = await self._optional("latestEpoch", missing="NoEpochs")
-        return None if value is None else int(value)
+    async def latest_epoch(self) -> int:
+        """The newest stored epoch (the genesis until the first report)."""
+        return int(await self._call("latestEpoch"))
 
-    async def first_epoch(self) -> int | None:
-        value = await self._optional("firstEpoch", missing="NoEpochs")
-        return None if value is None else int(value)
+    async def first_epoch(self) -> int:
+        """The genesis epoch."""
+        return int(await self._call("firstEpoch"))
+
+    async def config_version(self) -> int:
+        """The signer-configuration version reports must carry to be accepted."""
+        return int(await self._call("configVersion"))
+
+    async def latest_stored_at(self) -> int:
+        """EVM block time at which the latest epoch was first stored (its window's start)."""
+        return int(await self._call("latestStoredAt"))
+
+    async def challenge_window(self) -> int:
+        return int(await self._call("challengeWindow"))
+
+    async def final_at(self, epoch: int) -> int:
+        """0 if stored ``epoch`` is final, else when it becomes final (end of the window)."""
+        return int(await self._call("finalAt", epoch))
+
+    async def bme_final(self, n_days: int, epoch: int) -> int:
+        """BME_N(epoch) x 10^18, only once the epoch is final (else ``EpochNotFinal``)."""
+        return int(await self._call("bmeFinal", n_days, epoch))
+
+    async def bme_at_final(self, n_days: int, at_time: int) -> tuple[int, int]:
+        """(BME_N x 10^18, epoch) final at ``at_time`` (else ``NoEpochAfter``/``EpochNotFinal``)."""
+        value, epoch = await self._call("bmeAtFinal", n_days, at_time)
+        return int(value), int(epoch)
 
     async def retarget(self, epoch: int) -> OnChainRetarget | None:
         """The stored retarget of ``epoch``, or None if it is not stored."""
@@ -232,35 +276,54 @@ class OracleContract:
         if not await self.w3.eth.get_code(self.address):
             raise PublishError(f"no contract deployed at {self.address}")
         pending = str(await self._call("pendingOwner"))
+        latest = await self.latest_epoch()
+        network = int(await self._call("network"))
         return OracleStatus(
             address=self.address,
             owner=str(await self._call("owner")),
             pending_owner=None if int(pending, 16) == 0 else pending,
             signers=tuple(str(a) for a in await self._call("signers")),
             threshold=int(await self._call("threshold")),
+            config_version=await self.config_version(),
             paused=bool(await self._call("paused")),
-            first_epoch=await self.first_epoch(),
-            latest_epoch=await self.latest_epoch(),
+            network=NETWORK_NAMES.get(network, f"unknown ({network})"),
+            genesis_epoch=await self.first_epoch(),
+            latest_epoch=latest,
+            latest_stored_at=await self.latest_stored_at(),
+            latest_final_at=await self.final_at(latest),
+            challenge_window_s=await self.challenge_window(),
+            governance_delay_s=int(await self._call("governanceDelay")),
             pow_limit=int(await self._call("powLimit")),
         )
 
-    def submit_calldata(self, report: Report, signatures: bytes, header: bytes) -> bytes:
-        """ABI-encoded ``submit(report, signatures, header)`` for a raw transaction."""
-        encoded = self.contract.encode_abi("submit", args=[report.as_tuple(), signatures, header])
+    def submit_calldata(
+        self, report: Report, signatures: bytes, proof: bytes, *, function: str = "submit"
+    ) -> bytes:
+        """ABI-encoded ``submit`` (or ``replace``) of ``report`` with its 160-byte proof."""
+        if function not in ("submit", "replace"):
+            raise PublishError(f"no report function {function!r}")
+        encoded = self.contract.encode_abi(function, args=[report.as_tuple(), signatures, proof])
         return bytes.fromhex(encoded.removeprefix("0x"))
 
     async def simulate_submit(
-        self, report: Report, signatures: bytes, header: bytes, *, sender: str
+        self,
+        report: Report,
+        signatures: bytes,
+        proof: bytes,
+        *,
+        sender: str,
+        function: str = "submit",
     ) -> None:
-        """eth_call ``submit``: raises ``ContractReverted`` with the refusal, if any."""
+        """eth_call ``submit`` (or ``replace``): raises ``ContractReverted`` with the refusal."""
+        call = getattr(self.contract.functions, function)
         try:
-            await self.contract.functions.submit(report.as_tuple(), signatures, header).call(
+            await call(report.as_tuple(), signatures, proof).call(
                 {"from": to_checksum_address(sender)}
             )
         except (ContractLogicError, Web3RPCError) as exc:
             reverted = revert_from_exception(exc)
             if reverted is None:
-                raise PublishError(f"submit simulation failed: {exc}") from exc
+                raise PublishError(f"{function} simulation failed: {exc}") from exc
             raise reverted from exc
 
 
@@ -307,7 +370,7 @@ async def send_and_wait(
     tx.setdefault("type", 2)
     try:
         if "gas" not in tx:
-            tx["gas"] = int(await w3.eth.estimate_gas(cast(TxParams, tx)) * 12 // 10)
+            tx["gas"] = int(await w3.eth.estimate_gas(cast(TxParams, tx), "pending") * 12 // 10)
         tx.pop("from")
         raw, _tx_hash = sender.sign_transaction(tx)
         tx_hash = await w3.eth.send_raw_transaction(raw)
@@ -323,7 +386,7 @@ def deployment_data(name: str, *args: Any) -> str:
     """Creation bytecode followed by the ABI-encoded constructor arguments."""
     artifact = load_artifact(name)
     constructor = next(item for item in artifact["abi"] if item["type"] == "constructor")
-    types = [arg["type"] for arg in constructor["inputs"]]
+    types = [collapse_if_tuple(arg) for arg in constructor["inputs"]]
     return str(artifact["bytecode"]) + abi_encode(types, list(args)).hex()
 
 
@@ -334,17 +397,35 @@ async def deploy_oracle(
     owner: str,
     signers: list[str],
     threshold: int,
-    pow_limit: int,
+    network: str,
+    genesis: Checkpoint,
     max_fee_wei: int,
     priority_fee_wei: int,
+    challenge_window_s: int = DEFAULT_CHALLENGE_WINDOW_S,
+    governance_delay_s: int = DEFAULT_GOVERNANCE_DELAY_S,
 ) -> str:
-    """Deploy a DifficultyOracle; returns its checksum address."""
+    """Deploy a DifficultyOracle anchored at ``genesis``; returns its checksum address."""
+    if network not in NETWORK_MODES:
+        raise InputError(
+            f"the contract does not support network {network!r} "
+            f"(choose {', '.join(NETWORK_MODES)}; signet and testnet3 are refused by design)"
+        )
+    if not 0 <= challenge_window_s <= MAX_CHALLENGE_WINDOW_S:
+        raise InputError(
+            f"challenge window {challenge_window_s} s is outside 0..{MAX_CHALLENGE_WINDOW_S} s"
+        )
+    if governance_delay_s < 0:
+        raise InputError(f"governance delay {governance_delay_s} s is negative")
     data = deployment_data(
         ORACLE,
         to_checksum_address(owner),
         [to_checksum_address(s) for s in signers],
         threshold,
-        pow_limit,
+        NETWORK_MODES[network],
+        genesis.as_tuple(),
+        list(genesis.seed_bits),
+        challenge_window_s,
+        governance_delay_s,
     )
     receipt = await send_and_wait(
         w3,

@@ -10,15 +10,17 @@ The exact typed-data definition, which the contract mirrors
 (``REPORT_TYPEHASH``, ``domainSeparator``)::
 
     EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)
-        name = "BmeDifficultyOracle", version = "1",
+        name = "BmeDifficultyOracle", version = "2",
         chainId = the EVM chain id, verifyingContract = the DifficultyOracle address
-    Report(uint32 epoch,bytes32 blockHash,uint32 bits,uint32 time)
+    Report(uint32 epoch,bytes32 blockHash,uint32 bits,uint32 time,uint32 configVersion)
         epoch     = height // 2016 of the retarget block
         blockHash = the block hash in RPC display order, i.e. the 32 bytes of the
                     big-endian hash *number* (the byte-reverse of the header's
                     sha256d output); ``block_hash_hex`` from oracle.bitcoin.header
         bits      = the header's compact nBits
         time      = the header's timestamp
+        configVersion = the contract's signer-configuration version when signing; every
+                    signer or threshold change bumps it on chain, which voids older signatures
 
 Keys come only from encrypted keystore JSON files (``Account.encrypt``) with the
 password from the environment or a file (``config.read_secret``). A
@@ -46,7 +48,7 @@ from oracle.config import Secret
 from oracle.errors import ConfigError, InputError
 
 DOMAIN_NAME = "BmeDifficultyOracle"
-DOMAIN_VERSION = "1"
+DOMAIN_VERSION = "2"
 SIGNATURE_SIZE = 65
 REPORT_TYPES: dict[str, list[dict[str, str]]] = {
     "EIP712Domain": [
@@ -60,21 +62,29 @@ REPORT_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "blockHash", "type": "bytes32"},
         {"name": "bits", "type": "uint32"},
         {"name": "time", "type": "uint32"},
+        {"name": "configVersion", "type": "uint32"},
     ],
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """What the operators sign for one epoch: the retarget block's hash, bits and time."""
+    """What the operators sign for one epoch: the retarget block's hash, bits and time, under
+    one signer configuration of the contract."""
 
     epoch: int
     block_hash_hex: str  # RPC display order, 64 hex digits
     bits: int
     time: int
+    config_version: int
 
     def __post_init__(self) -> None:
-        for name, value in (("epoch", self.epoch), ("bits", self.bits), ("time", self.time)):
+        for name, value in (
+            ("epoch", self.epoch),
+            ("bits", self.bits),
+            ("time", self.time),
+            ("config_version", self.config_version),
+        ):
             if (
                 isinstance(value, bool)
                 or not isinstance(value, int)
@@ -88,10 +98,14 @@ class Report:
             )
 
     @classmethod
-    def for_epoch(cls, epoch: int, header: Header) -> Report:
+    def for_epoch(cls, epoch: int, header: Header, config_version: int) -> Report:
         """The report of ``epoch`` carried by its retarget block's ``header``."""
         return cls(
-            epoch=epoch, block_hash_hex=header.block_hash_hex, bits=header.bits, time=header.time
+            epoch=epoch,
+            block_hash_hex=header.block_hash_hex,
+            bits=header.bits,
+            time=header.time,
+            config_version=config_version,
         )
 
     @property
@@ -110,11 +124,12 @@ class Report:
             "blockHash": self.block_hash,
             "bits": self.bits,
             "time": self.time,
+            "configVersion": self.config_version,
         }
 
-    def as_tuple(self) -> tuple[int, bytes, int, int]:
-        """The ABI tuple for ``submit(Report, ...)``."""
-        return (self.epoch, self.block_hash, self.bits, self.time)
+    def as_tuple(self) -> tuple[int, bytes, int, int, int]:
+        """The ABI tuple for ``submit(Report, ...)`` and ``replace(Report, ...)``."""
+        return (self.epoch, self.block_hash, self.bits, self.time, self.config_version)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (stored with a submission)."""
@@ -123,6 +138,7 @@ class Report:
             "block_hash_hex": self.block_hash_hex,
             "bits": self.bits,
             "time": self.time,
+            "config_version": self.config_version,
         }
 
     @classmethod
@@ -132,6 +148,7 @@ class Report:
             block_hash_hex=str(data["block_hash_hex"]),
             bits=int(data["bits"]),
             time=int(data["time"]),
+            config_version=int(data["config_version"]),
         )
 
 
