@@ -31,10 +31,7 @@ from oracle.index.bme import (
 from oracle.index.csvfile import bundled_sample_path, read_history
 from oracle.index.pricing import hedge, price_from_market, value_from_path
 from oracle.index.tokens import parse_token, payout_btc, units_to_btc
-
-#: Last bundled retarget (height, header time): anchors the height estimate for a date.
-_ANCHOR_HEIGHT = 832_608
-_ANCHOR_TIME = 1_709_253_937
+from oracle.sources.checkpoints import last_checkpoint
 
 
 def register(subparsers: Any) -> None:
@@ -237,7 +234,9 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def _k_for(token_expiry_ts: int, height: int | None) -> tuple[int, Fraction]:
     if height is None:
-        height = max(0, _ANCHOR_HEIGHT + (token_expiry_ts - _ANCHOR_TIME) // 600)
+        # anchored at the last bundled header: one block per 600 s before or after it
+        anchor_height, anchor = last_checkpoint()
+        height = max(0, anchor_height + (token_expiry_ts - anchor.time) // 600)
     return height, k_factor(height // EPOCH_BLOCKS)
 
 

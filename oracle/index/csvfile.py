@@ -21,7 +21,11 @@ MAX_PROBLEMS_SHOWN = 20
 
 
 def bundled_sample_path() -> Path:
-    """The mainnet retargets shipped with the package (every epoch to height 832,608)."""
+    """The mainnet retargets shipped with the package: every epoch to 473 (height 953,568).
+
+    Generated from the bundled checkpoints by ``scripts/gen-retargets``: header
+    times to epoch 436 (height 878,976), bits only (no time) after it.
+    """
     return Path(str(resources.files("oracle") / "data" / "mainnet_retargets.csv"))
 
 

@@ -7,5 +7,6 @@
 * ``rpc``, ``bitcoind``  bitcoind: JSON-RPC (own batches) off the event loop + ZMQ ``hashblock``
 * ``rest``           HTTP client for public APIs (timeouts, retries, 429, size cap, rate limit)
 * ``esplora``, ``blockchain_com``  the two public-API adapters
-* ``checkpoints``    the bundled mainnet epoch-boundary headers, served as a source
+* ``checkpoints``    the bundled mainnet headers (epoch boundaries to 832,608, retargets to
+                     878,976) and bits (to epoch 473), served as a source
 """

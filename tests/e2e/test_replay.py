@@ -6,6 +6,7 @@ mainnet header is not an agreement.
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 from pathlib import Path
@@ -14,7 +15,7 @@ from oracle.agreement.crosscheck import Agreed, Insufficient
 from oracle.bitcoin.header import parse_header_hex
 from oracle.pipeline import Pipeline
 from oracle.sources.checkpoints import mainnet_checkpoints
-from tests.conftest import DATA
+from tests.conftest import DATA, ROOT
 from tests.e2e.helpers import BIN
 
 
@@ -30,19 +31,22 @@ def test_replay_mainnet_checkpoints_is_resumable_and_idempotent(tmp_path: Path) 
     )
     assert part.returncode == 0, part.stderr[-3000:]
     assert json.loads(part.stdout)["agreed"] == 151
+    # To epoch 440: the bundle's tip is the retarget header of epoch 436 (height 878,976);
+    # epochs 414..436 have that header alone, so they are agreed by the [1/4, 4] bound.
     whole = run(
-        "replay", "--checkpoints", "--from-epoch", "0", "--to-epoch", "413", "--db", db, "--json"
+        "replay", "--checkpoints", "--from-epoch", "0", "--to-epoch", "440", "--db", db, "--json"
     )
     assert whole.returncode == 0, whole.stderr[-3000:]
     summary = json.loads(whole.stdout)
-    assert summary["agreed"] == 263 and summary["skipped"] == 151  # resumed where it stopped
+    assert summary["agreed"] == 286 and summary["skipped"] == 155  # resumed where it stopped
+    assert summary["skipped_reasons"] == {"already agreed": 151, "beyond the sources' tip": 4}
     assert summary["disputed"] == []
     again = run(
-        "replay", "--checkpoints", "--from-epoch", "0", "--to-epoch", "413", "--db", db, "--json"
+        "replay", "--checkpoints", "--from-epoch", "0", "--to-epoch", "440", "--db", db, "--json"
     )
     summary = json.loads(again.stdout)
-    assert summary["agreed"] == 0 and summary["skipped"] == 414  # nothing changes
-    index = run("index", "--days", "14,28", "--json")  # the same data through the pure path
+    assert summary["agreed"] == 0 and summary["skipped"] == 441  # nothing changes
+    index = run("index", "--days", "14,28,84", "--json")  # the same data through the pure path
     by_epoch = {row["epoch"]: row for row in json.loads(index.stdout)["epochs"]}
     assert by_epoch[284]["bme"]["14"]["decimal"].startswith("0.0000395")  # DESIGN: 3.958E-05
 
@@ -50,18 +54,28 @@ def test_replay_mainnet_checkpoints_is_resumable_and_idempotent(tmp_path: Path) 
 
     from oracle.store.repository import open_repository
 
-    async def stored() -> tuple[int, int, int]:
+    async def stored() -> tuple[int, int, int, int, list[tuple[int, str, int, int]]]:
         repo = await open_repository(db)
         try:
             v14 = await repo.index_value("mainnet", 14, 284)
             v28 = await repo.index_value("mainnet", 28, 285)
+            v84 = await repo.index_value("mainnet", 84, 436)
             history = await repo.agreed_history("mainnet")
-            return v14.fixed, v28.fixed, len(history)
+            tail = [(h.height, h.block_hash_hex, h.bits, h.time) for h in history[414:]]
+            return v14.fixed, v28.fixed, v84.fixed, len(history), tail
         finally:
             await repo.close()
 
-    fixed14, fixed28, count = asyncio.run(stored())
-    assert count == 414
+    fixed14, fixed28, fixed84, count, tail = asyncio.run(stored())
+    assert count == 437
+    with (ROOT / "oracle" / "data" / "retarget_headers_2016_878976.csv").open() as f:
+        expected = [
+            (int(r["height"]), r["hash"], int(r["bits"], 16), int(r["time"]))
+            for r in csv.DictReader(f)
+            if int(r["epoch"]) >= 414
+        ]
+    assert tail == expected and len(tail) == 23
+    assert str(fixed84) == by_epoch[436]["bme"]["84"]["fixed"]
     assert str(fixed14) == by_epoch[284]["bme"]["14"]["fixed"]
     assert str(fixed28) == by_epoch[285]["bme"]["28"]["fixed"]
     assert str(fixed14).startswith("3958")  # 3.958E-05 x 10^18

@@ -134,9 +134,10 @@ async def test_pipeline_events_refresh_what_the_api_serves(
             old_etag = response.headers["ETag"]
             status, body, _ = await _get(client, "/v1/index/14")
             assert (status, body["epoch"], body["stored"]) == (200, 400, False)
-            # The watcher sees the checkpoints' tip; the pipeline stores epochs 401..413.
+            # The watcher sees the checkpoints' tip (878,976); the pipeline stores epochs
+            # 401..436 (414..436 from their retarget header alone: the [1/4, 4] bound).
             events = await components.watcher.handle_tips([await source.tip()])
-            assert len(events) == 13
+            assert len(events) == 36
             state = components.api
             assert state is not None
             with state.deferring():  # as during the daemon's pass: no rebuild yet
@@ -150,10 +151,10 @@ async def test_pipeline_events_refresh_what_the_api_serves(
                 await components.pipeline.handle(event)
             # The next request already sees them (it waits for the rebuild in flight).
             status, after, response = await _get(client, "/v1/retargets?limit=3")
-            assert [r["epoch"] for r in after["retargets"]] == [413, 412, 411]
+            assert [r["epoch"] for r in after["retargets"]] == [436, 435, 434]
             assert response.headers["ETag"] != old_etag
             status, body, _ = await _get(client, "/v1/index/14")
-            assert (body["epoch"], body["stored"]) == (413, True)  # the index stage's value
+            assert (body["epoch"], body["stored"]) == (436, True)  # the index stage's value
             status, detail, _ = await _get(client, "/v1/retargets/413")
             assert [o["source"] for o in detail["observations"]] == ["checkpoints"]
             assert [i["n_days"] for i in detail["indices"]] == [14, 28, 84]

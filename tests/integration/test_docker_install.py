@@ -279,6 +279,30 @@ def test_the_wheel_ships_the_abi_and_the_interfaces(installed: Path, tmp_path: P
     assert '"abi"' in files["DifficultyOracle.json"] and '"userdoc"' in files["BmeAggregator.json"]
 
 
+def test_the_wheel_ships_the_bundled_chain_data(installed: Path, tmp_path: Path) -> None:
+    """Every file of oracle/data/ (checkpoints, retargets) is in the wheel, byte for byte,
+    and loads there: the checkpoints cross-checked to epoch 436, the index input to 473."""
+    script = (
+        "import json; from importlib import resources\n"
+        "from oracle.sources.checkpoints import checkpoint_bits, last_checkpoint_epoch\n"
+        "folder = resources.files('oracle').joinpath('data')\n"
+        "print(json.dumps({'files': {p.name: p.read_bytes().hex() for p in folder.iterdir()},\n"
+        "    'last': last_checkpoint_epoch(), 'bits473': checkpoint_bits(473)}))"
+    )
+    shipped = json.loads(run(installed / "python", "-c", script, cwd=tmp_path, env=clean_env()))
+    source = ROOT / "oracle" / "data"
+    expected = {p.name: p.read_bytes().hex() for p in source.iterdir() if p.suffix == ".csv"}
+    assert {"retarget_headers_2016_878976.csv", "epoch_bits_1_473.csv"} <= expected.keys()
+    assert shipped["files"] == expected
+    assert (shipped["last"], shipped["bits473"]) == (436, 0x170240C3)
+    out = run(
+        installed / "bme-oracle", "index", "--days", "14", "--json", cwd=tmp_path, env=clean_env()
+    )
+    index = json.loads(out)
+    assert index["input"].startswith(str(installed.parent))
+    assert [row["epoch"] for row in index["epochs"]] == list(range(474))
+
+
 def test_db_upgrade_creates_the_schema_on_sqlite(installed: Path, tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/x.sqlite"
     bme = installed / "bme-oracle"

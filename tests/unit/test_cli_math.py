@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,45 @@ def test_index_bundled_sample_json() -> None:
     assert by_epoch[285]["bme"]["28"]["decimal"].startswith("0.0000385")  # 3.855E-05
     assert by_epoch[4]["bme"]["84"] is None and by_epoch[5]["bme"]["84"] is not None
     assert int(by_epoch[284]["bme"]["14"]["fixed"]) // 10**10 == 3958
+
+
+def _bundled(name: str) -> list[dict[str, str]]:
+    with (ROOT / "oracle" / "data" / name).open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_index_default_reaches_epoch_473_with_times_to_436() -> None:
+    out = run("index", "--days", "14,28,84", "--json")
+    assert out.returncode == 0, out.stderr
+    epochs = json.loads(out.stdout)["epochs"]
+    assert [row["epoch"] for row in epochs] == list(range(474))
+    times = {int(r["epoch"]): int(r["time"]) for r in _bundled("retarget_headers_2016_878976.csv")}
+    assert times.keys() == set(range(1, 437))
+    assert [row["time"] for row in epochs[1:]] == [times.get(e) for e in range(1, 474)]
+    # BME_N at epoch 473 (DESIGN.md, fixed point), from the bits file's targets alone:
+    # every block of epochs 437..473 (heights 880,992..955,583) earns 3.125 BTC.
+    targets = {int(r["epoch"]): int(r["target_hex"], 16) for r in _bundled("epoch_bits_1_473.csv")}
+    diff1 = 0xFFFF << 208
+    for n in (14, 28, 84):
+        window = range(473 - n // 14 + 1, 474)
+        subsidy = 2016 * 312_500_000
+        numerator = sum(subsidy * targets[e] for e in window) * 86400 * 10**22
+        fixed = numerator // ((n // 14) * 2016 * 2**32 * diff1)
+        value = epochs[473]["bme"][str(n)]
+        assert value["fixed"] == str(fixed)
+        assert abs(Fraction(value["decimal"]) - Fraction(fixed, 10**18)) < Fraction(1, 10**18)
+    assert epochs[473]["bme"]["14"]["decimal"].startswith("0.00000050318")  # 5.032E-07
+    text = run("index", "--days", "14").stdout.splitlines()
+    assert text[-1].split()[:4] == ["473", "953568", "1.249329e+14", "5.032E-07"]
+
+
+def test_price_estimates_the_height_from_the_last_bundled_header() -> None:
+    last = _bundled("retarget_headers_2016_878976.csv")[-1]
+    expiry = int(datetime(2026, 1, 1, 2, tzinfo=UTC).timestamp())
+    expected = int(last["height"]) + (expiry - int(last["time"])) // 600
+    out = run("price", "LBME28-250-500-260101", "--path", "1,2", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["k_height"] == expected == 929_843
 
 
 def test_index_with_difficulty_column(tmp_path: Path) -> None:

@@ -16,16 +16,19 @@ from hypothesis import strategies as st
 
 from oracle.errors import IndexUnavailable, InputError
 from oracle.index.bme import EpochTarget, bme_series, epoch_at_time
+from oracle.index.csvfile import bundled_sample_path, read_history
 from oracle.index.history import IndexTable
 from oracle.index.lookup import bme_at_epoch
 
 
 def _mainnet() -> list[EpochTarget]:
+    """The bundled retargets that carry a header time: epochs 0..436 (437..473 are bits only)."""
     path = resources.files("oracle") / "data" / "mainnet_retargets.csv"
     with path.open(encoding="utf-8") as handle:
         return [
             EpochTarget.from_bits(int(r["height"]) // 2016, int(r["bits"], 16), int(r["time"]))
             for r in csv.DictReader(handle)
+            if r["time"]
         ]
 
 
@@ -71,12 +74,22 @@ def test_epoch_at_time_bisects_like_the_scan() -> None:
 
 def test_span_is_the_epochs_in_force_between_two_times() -> None:
     t = [item.time or 0 for item in MAINNET]
-    assert TABLE.span(None, None) == range(414)
+    assert TABLE.span(None, None) == range(437)
     assert TABLE.span(t[10], t[20]) == range(10, 21)
     assert TABLE.span(t[10] + 1, t[20] - 1) == range(10, 20)  # 10 is in force at t10 + 1
     assert TABLE.span(None, t[0] - 1) == range(0)
     assert TABLE.span(t[0] - 100, t[2]) == range(0, 3)
     assert TABLE.span(t[20], t[10]) == range(0)
+
+
+def test_epochs_without_a_header_time_are_refused() -> None:
+    """The bundled file's bits-only epochs (437..473) have no time: no table over them."""
+    whole = read_history(bundled_sample_path())
+    assert [item.epoch for item in whole] == list(range(474))
+    assert [item.epoch for item in whole if item.time is None] == list(range(437, 474))
+    assert whole[:437] == MAINNET
+    with pytest.raises(IndexUnavailable, match="epoch 437 has no header time"):
+        IndexTable.build(whole)
 
 
 def test_unsorted_history_is_refused() -> None:
