@@ -10,6 +10,7 @@ computed here from the ABI encoding (eth_abi), not read from the contract.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -403,3 +404,27 @@ async def test_regtest_mode_only_on_the_dev_chain(onchain: OnChain, anvil_factor
         assert (await regtest.status()).network == "regtest"
     finally:
         await driver.w3.provider.disconnect()  # type: ignore[attr-defined]
+
+
+async def test_an_epoch_number_stored_again_after_a_reanchor_shows_its_new_hash(
+    onchain: OnChain,
+) -> None:
+    """A stored hash >= 2^192 (difficulty-1 era) keeps its top 64 bits in a second word; when
+    a re-anchor lets the same epoch number be stored again with a smaller hash, the stale
+    word must not show through. Real headers: epoch 1 (2009) first, then, after a re-anchor
+    at a genesis numbered 0 that carries epoch 399's retarget, epoch 400's retarget as 1."""
+    oracle = await onchain.deploy(genesis=mainnet_genesis(0))
+    await onchain.submit(oracle, mainnet_report(1), mainnet_proof(1))
+    assert int(mainnet_report(1).block_hash_hex, 16) >> 192 != 0
+    real = mainnet_genesis(399)
+    anchor = Checkpoint(
+        epoch=0, block_hash_hex=real.block_hash_hex, bits=real.bits, time=real.time, seed_bits=()
+    )
+    await onchain.transact(oracle, "scheduleReanchor", anchor.as_tuple(), [])
+    onchain.advance(DELAY)
+    await onchain.transact(oracle, "executeReanchor", anchor.as_tuple(), [])
+    report = replace(mainnet_report(400), epoch=1)
+    assert int(report.block_hash_hex, 16) >> 192 == 0
+    await onchain.submit(oracle, report, mainnet_proof(400))
+    stored = await oracle.retarget(1)
+    assert stored is not None and stored.block_hash_hex == report.block_hash_hex
