@@ -37,7 +37,9 @@ import {BitcoinMath} from "./BitcoinMath.sol";
 ///         submit reads and writes.
 ///
 ///         View loops: `bme`, `bmeAt`, `bmeFinal`, `bmeAtFinal` and `computeBme` read N/14
-///         epochs; N is at most 14 x 256 = 3,584 days (`MAX_WINDOW_EPOCHS`), about 700,000 gas.
+///         epochs; N is at most 14 x 256 = 3,584 days (`MAX_WINDOW_EPOCHS`): about 1.13 million
+///         gas (`bme(3584, 413)` on mainnet bits, eth_estimateGas), so on-chain consumers
+///         should keep N small (BME84: about 30,000 gas of execution).
 contract DifficultyOracle {
     /// EIP-712 typed data, mirrored in oracle/publish/signing.py. `configVersion` binds the
     /// signatures to the signer configuration: every signer or threshold change bumps it, so

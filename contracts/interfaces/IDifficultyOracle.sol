@@ -29,8 +29,9 @@ pragma solidity ^0.8.4;
 ///      only then, which counts only while it matches the first (so a second word left by an
 ///      earlier hash of the same epoch number never shows). Slot 0 holds everything else a submit
 ///      reads and writes. View loops: `bme`, `bmeAt`, `bmeFinal`, `bmeAtFinal` and `computeBme`
-///      read N/14 epochs; N is at most 14 x 256 = 3,584 days (`MAX_WINDOW_EPOCHS`), about 700,000
-///      gas.
+///      read N/14 epochs; N is at most 14 x 256 = 3,584 days (`MAX_WINDOW_EPOCHS`): about 1.13
+///      million gas (`bme(3584, 413)` on mainnet bits, eth_estimateGas), so on-chain consumers
+///      should keep N small (BME84: about 30,000 gas of execution).
 interface IDifficultyOracle {
     struct Checkpoint {
         uint32 epoch;
