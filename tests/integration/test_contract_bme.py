@@ -37,7 +37,7 @@ from oracle.bitcoin.difficulty import (
 from oracle.bitcoin.header import parse_header
 from oracle.errors import IndexUnavailable, InvalidBits
 from oracle.index.bme import EpochTarget, bme, bme_at, bme_series, epoch_subsidy_sat
-from oracle.publish.anchor import DEFAULT_CHALLENGE_WINDOW_S, mainnet_genesis
+from oracle.publish.anchor import DEFAULT_CHALLENGE_WINDOW_S, Checkpoint, mainnet_genesis
 from oracle.publish.contract import (
     AggregatorContract,
     ContractReverted,
@@ -558,3 +558,119 @@ def test_next_bits_equals_python_rule_in_every_network_mode(
 @given(epoch=epochs)
 def test_epoch_subsidy_equals_python(deployed: Deployed, epoch: int) -> None:
     assert sync_oracle(deployed).functions.epochSubsidySat(epoch).call() == epoch_subsidy_sat(epoch)
+
+
+# ------------------------------------------------------------ hypothesis: stored regtest runs
+
+
+#: Mined test headers need targets this easy (a few hundred tries each at most).
+EASIEST_MINED_TARGET_BITS = 246
+
+
+def _send_sync(onchain: OnChain, w3: Web3, nonce: int, data: str | bytes, to: str | None) -> Any:
+    tx: dict[str, Any] = {
+        "type": 2,
+        "chainId": onchain.node.chain_id,
+        "nonce": nonce,
+        "data": data if isinstance(data, str) else "0x" + data.hex(),
+        "gas": 8_000_000 if to is None else 400_000,
+        "maxFeePerGas": onchain.MAX_FEE_WEI,
+        "maxPriorityFeePerGas": onchain.PRIORITY_FEE_WEI,
+        "value": 0,
+    }
+    if to is not None:
+        tx["to"] = to
+    raw, tx_hash = onchain.accounts.deployer.sign_transaction(tx)
+    w3.eth.send_raw_transaction(raw)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+    assert receipt["status"] == 1
+    return receipt
+
+
+@settings(SETTINGS, max_examples=15)
+@given(
+    genesis_epoch=epochs,
+    seed_bits=st.lists(valid_bits, min_size=5, max_size=5),
+    target=st.integers(1 << EASIEST_MINED_TARGET_BITS, NETWORKS["regtest"].pow_limit),
+    stored=st.integers(0, 3),
+    salt=st.integers(0, 2**32),
+)
+def test_a_stored_regtest_run_with_any_seeds_equals_python(
+    onchain: OnChain,
+    deployed: Deployed,
+    genesis_epoch: int,
+    seed_bits: list[int],
+    target: int,
+    stored: int,
+    salt: int,
+) -> None:
+    """Regtest mode, any genesis epoch, any valid seed bits and mineable genesis bits, a few
+    mined epochs stored on top (bits unchanged): every BME window, bmeAt, target and
+    difficulty on chain equal Python's."""
+    from oracle.publish.contract import ORACLE, deployment_data
+    from tests.fixtures.anvil import regtest_genesis, regtest_proof, report_for
+
+    bits = encode_compact(target)
+    seeds = seed_bits[5 - min(5, genesis_epoch) :]
+    base = regtest_genesis(genesis_epoch, 1_600_000_000, bits=bits, salt=salt)
+    genesis = Checkpoint(
+        epoch=base.epoch,
+        block_hash_hex=base.block_hash_hex,
+        bits=bits,
+        time=base.time,
+        seed_bits=tuple(seeds),
+    )
+    w3 = deployed.sync_w3
+    signer = onchain.accounts.signers[0]
+    snapshot = onchain.snapshot()
+    try:
+        nonce = w3.eth.get_transaction_count(onchain.accounts.deployer.address, "pending")
+        data = deployment_data(
+            ORACLE,
+            onchain.accounts.deployer.address,
+            [signer.address],
+            1,
+            2,
+            genesis.as_tuple(),
+            list(seeds),
+            DEFAULT_CHALLENGE_WINDOW_S,
+            3 * 86400,
+        )
+        address = _send_sync(onchain, w3, nonce, data, None)["contractAddress"]
+        oracle = OracleContract(onchain.w3, address)
+        contract = w3.eth.contract(address=address, abi=load_artifact("DifficultyOracle")["abi"])
+        times = [1_600_000_000 + 1_209_600 * i for i in range(stored + 1)]
+        for i in range(1, stored + 1):
+            last, retarget = regtest_proof(
+                last_time=times[i] - 600,
+                time=times[i],
+                last_bits=bits,
+                bits=bits,
+                salt=salt + 2 * i,
+            )
+            report = report_for(genesis_epoch + i, retarget)
+            signatures = onchain.sign(report, [signer], address)
+            calldata = oracle.submit_calldata(report, signatures, last + retarget)
+            _send_sync(onchain, w3, nonce + i, calldata, address)
+        first = genesis_epoch - len(seeds)
+        history = [EpochTarget.from_bits(first + i, b) for i, b in enumerate(seeds)] + [
+            EpochTarget.from_bits(genesis_epoch + i, bits, t) for i, t in enumerate(times)
+        ]
+        for window in range(1, len(history) + 1):
+            for epoch, value in bme_series(14 * window, history).items():
+                assert contract.functions.bme(14 * window, epoch).call() == value.fixed
+        timed = history[len(seeds) :]
+        for at in (times[0], max(times[0], times[-1] - 1), times[-1] + 10):
+            assert contract.functions.bmeAt(14, at).call() == bme_at(14, timed, at).fixed
+        for item in history:
+            assert contract.functions.target(item.epoch).call() == item.target
+            exact = Fraction(DIFF1_TARGET * 10**18, int(item.target))
+            try:
+                on_chain = contract.functions.difficulty(item.epoch).call()
+            except ContractLogicError as exc:
+                assert decode_revert(str(exc.data)).name == "MulDivOverflow"
+                assert exact >= 2**256
+                continue
+            assert on_chain == exact.numerator // exact.denominator
+    finally:
+        onchain.revert(snapshot)
