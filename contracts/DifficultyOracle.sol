@@ -31,11 +31,15 @@ import {BitcoinMath} from "./BitcoinMath.sol";
 ///         the same number that is compared with the target.
 ///
 ///         Storage: one word per epoch holds (hash mod 2^192) << 64 | bits << 32 | time; a hash
-///         at or above 2^192 (early mainnet, regtest) puts its top 64 bits in a second word,
-///         written only then. Slot 0 holds everything else a submit reads and writes.
+///         at or above 2^192 (early mainnet, regtest) is also written whole to a second word,
+///         only then, which counts only while it matches the first (so a second word left by an
+///         earlier hash of the same epoch number never shows). Slot 0 holds everything else a
+///         submit reads and writes.
 ///
 ///         View loops: `bme`, `bmeAt`, `bmeFinal`, `bmeAtFinal` and `computeBme` read N/14
-///         epochs; N is at most 14 x 256 = 3,584 days (`MAX_WINDOW_EPOCHS`), about 700,000 gas.
+///         epochs; N is at most 14 x 256 = 3,584 days (`MAX_WINDOW_EPOCHS`): about 1.13 million
+///         gas (`bme(3584, 413)` on mainnet bits, eth_estimateGas), so on-chain consumers
+///         should keep N small (BME84: about 30,000 gas of execution).
 contract DifficultyOracle {
     /// EIP-712 typed data, mirrored in oracle/publish/signing.py. `configVersion` binds the
     /// signatures to the signer configuration: every signer or threshold change bumps it, so
@@ -110,7 +114,10 @@ contract DifficultyOracle {
     /// Position in `_signers` plus one (0: not a signer); the bit of the signer bitmap.
     mapping(address => uint256) private _signerSlot;
     mapping(uint256 => uint256) private _retargetWord;
-    mapping(uint256 => uint256) private _hashHigh;
+    /// The whole hash of an epoch whose hash is >= 2^192, written only then. It counts only
+    /// while its low 192 bits equal the epoch word's: one left from an earlier hash of the same
+    /// epoch number (a replacement, a re-anchor) never shows and needs no clearing.
+    mapping(uint256 => uint256) private _wideHash;
     /// Governance operation id => earliest execution time (0: not scheduled).
     mapping(bytes32 => uint256) public scheduledAt;
 
@@ -267,7 +274,6 @@ contract DifficultyOracle {
         uint256 previous = _retargetWord[report.epoch - 1];
         _checkProof(report, proof, uint32(previous >> 32), uint32(previous));
         _storeWord(report);
-        if (uint256(report.blockHash) >> 192 == 0) delete _hashHigh[report.epoch];
         _latestBits = report.bits;
         _latestTime = report.time;
         emit EpochReplaced(report.epoch, oldHash, report.blockHash, msg.sender, bitmap);
@@ -384,7 +390,7 @@ contract DifficultyOracle {
     function _storeWord(Report calldata report) private {
         uint256 hashNumber = uint256(report.blockHash);
         _retargetWord[report.epoch] = (hashNumber << 64) | (uint256(report.bits) << 32) | uint256(report.time);
-        if (hashNumber >> 192 != 0) _hashHigh[report.epoch] = hashNumber >> 192;
+        if (hashNumber >> 192 != 0) _wideHash[report.epoch] = hashNumber;
     }
 
     // ------------------------------------------------------------------ EIP-712
@@ -571,7 +577,9 @@ contract DifficultyOracle {
     }
 
     function _storedHash(uint256 e, uint256 word) private view returns (bytes32) {
-        return bytes32((_hashHigh[e] << 192) | (word >> 64));
+        uint256 low = word >> 64;
+        uint256 wide = _wideHash[e];
+        return bytes32(wide != 0 && uint192(wide) == low ? wide : low);
     }
 
     function _epochsForDays(uint256 nDays) private pure returns (uint256 epochs) {
@@ -697,11 +705,10 @@ contract DifficultyOracle {
         uint256 first = uint256(genesis.epoch) - seedBits.length;
         for (uint256 i = 0; i < seedBits.length; i++) {
             _retargetWord[first + i] = uint256(seedBits[i]) << 32;
-            delete _hashHigh[first + i];
         }
         uint256 hashNumber = uint256(genesis.blockHash);
         _retargetWord[genesis.epoch] = (hashNumber << 64) | (uint256(genesis.bits) << 32) | uint256(genesis.time);
-        _hashHigh[genesis.epoch] = hashNumber >> 192;
+        if (hashNumber >> 192 != 0) _wideHash[genesis.epoch] = hashNumber;
         _firstEpoch = genesis.epoch;
         _latestEpoch = genesis.epoch;
         _latestBits = genesis.bits;

@@ -58,7 +58,7 @@ pragma solidity 0.8.28;
 import {IDifficultyOracle} from "@bme-oracle/contracts/interfaces/IDifficultyOracle.sol";
 import {IBmeAggregator} from "@bme-oracle/contracts/interfaces/IBmeAggregator.sol";
 
-/// A settlement stub: reads BME_N from the oracle and through the AggregatorV3 shape.
+/// A settlement stub: settles on the final BME_N at expiry, reads the AggregatorV3 shape.
 contract SettlementStub {
     IDifficultyOracle public immutable oracle;
     IBmeAggregator public immutable feed;
@@ -71,9 +71,13 @@ contract SettlementStub {
     }
 
     function settle(uint256 nDays, uint256 expiry) external returns (uint256 value) {
-        uint256 epoch = oracle.epochAtTime(expiry);
-        value = oracle.bme(nDays, epoch);
+        uint256 epoch;
+        (value, epoch) = oracle.bmeAtFinal(nDays, expiry);
         emit Settled(epoch, value);
+    }
+
+    function earlyBarrier(uint256 nDays, uint256 epoch) external view returns (uint256) {
+        return oracle.bmeFinal(nDays, epoch);
     }
 
     function fromFeed() external view returns (uint80 roundId, int256 answer, uint256 updatedAt) {
@@ -86,14 +90,15 @@ contract SettlementStub {
         view
         returns (bytes32)
     {
-        return oracle.reportDigest(IDifficultyOracle.Report(epoch, blockHash, bits, time));
+        uint32 version = oracle.configVersion();
+        return oracle.reportDigest(IDifficultyOracle.Report(epoch, blockHash, bits, time, version));
     }
 
-    function isNotYetKnown(bytes memory reason) external pure returns (bool) {
+    function isNotFinalYet(bytes memory reason) external pure returns (bool) {
         bytes4 selector = bytes4(reason);
-        return selector == IDifficultyOracle.EpochMissing.selector
-            || selector == IDifficultyOracle.NoEpochAtTime.selector
-            || selector == IDifficultyOracle.NoEpochs.selector;
+        return selector == IDifficultyOracle.NoEpochAfter.selector
+            || selector == IDifficultyOracle.EpochNotFinal.selector
+            || selector == IDifficultyOracle.EnforcedPause.selector;
     }
 }
 """
@@ -200,7 +205,12 @@ def test_a_settlement_stub_compiles_against_the_installed_package(consumer: Path
     # The interfaces came from the installed package, through the remapping.
     installed = f"{INSTALLED.as_posix()}/interfaces/IDifficultyOracle.sol"
     assert installed in output["sources"]
-    assert {item.get("name") for item in compiled["abi"]} >= {"settle", "fromFeed", "Settled"}
+    assert {item.get("name") for item in compiled["abi"]} >= {
+        "settle",
+        "earlyBarrier",
+        "fromFeed",
+        "Settled",
+    }
 
 
 def test_the_readme_example_compiles_against_the_installed_package(consumer: Path) -> None:

@@ -33,8 +33,25 @@ def test_artifacts_pin_the_compiler_and_ship_in_the_package() -> None:
     assert settings["evmVersion"] == solc.EVM_VERSION
     assert settings["optimizer"] == {"enabled": True, "runs": solc.OPTIMIZER_RUNS}
     names = {item.get("name") for item in artifact["abi"]}
-    assert {"submit", "bme", "bmeAt", "latestEpoch", "retarget", "difficulty"} <= names
-    assert artifact["bytecode"].startswith("0x60") and len(artifact["bytecode"]) > 1000
+    assert {
+        "submit",
+        "replace",
+        "bme",
+        "bmeAt",
+        "bmeFinal",
+        "bmeAtFinal",
+        "latestEpoch",
+        "retarget",
+        "difficulty",
+        "nextBits",
+        "encodeCompact",
+        "scheduleSignerConfig",
+        "scheduleReanchor",
+    } <= names
+    assert "decodeCompact" not in names  # removed in v2 (its sign flag differed from Core's)
+    bytecode = artifact["bytecode"]
+    assert bytecode.startswith("0x") and len(bytecode) > 1000
+    int(bytecode, 16)  # creation code is plain hex (no unlinked library placeholders)
 
 
 def test_setup_script_pins_the_same_solc() -> None:

@@ -67,9 +67,10 @@ def comparable_doc(doc: Any) -> Any:
 
 
 def getters_as_methods(devdoc: dict[str, Any], abi: list[dict[str, Any]]) -> dict[str, Any]:
-    """A public state variable's devdoc, where the interface's getter function has it."""
+    """A public state variable's devdoc, where the interface's getter function has it; the
+    constructor's (an interface has none) is dropped."""
     variables = devdoc.get("stateVariables", {})
-    methods = dict(devdoc.get("methods", {}))
+    methods = {k: v for k, v in devdoc.get("methods", {}).items() if k != "constructor"}
     for item in abi:
         if item["type"] == "function" and item["name"] in variables:
             entry = {k: v for k, v in variables[item["name"]].items() if k != "return"}

@@ -64,22 +64,25 @@ def _manual_digest(report: Report, chain_id: int, contract: str) -> bytes:
     domain_type = (
         b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
     )
-    report_type = b"Report(uint32 epoch,bytes32 blockHash,uint32 bits,uint32 time)"
+    report_type = (
+        b"Report(uint32 epoch,bytes32 blockHash,uint32 bits,uint32 time,uint32 configVersion)"
+    )
     domain = keccak(
         abi_encode(
             ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-            [keccak(domain_type), keccak(b"BmeDifficultyOracle"), keccak(b"1"), chain_id, contract],
+            [keccak(domain_type), keccak(b"BmeDifficultyOracle"), keccak(b"2"), chain_id, contract],
         )
     )
     struct = keccak(
         abi_encode(
-            ["bytes32", "uint32", "bytes32", "uint32", "uint32"],
+            ["bytes32", "uint32", "bytes32", "uint32", "uint32", "uint32"],
             [
                 keccak(report_type),
                 report.epoch,
                 bytes.fromhex(report.block_hash_hex),
                 report.bits,
                 report.time,
+                report.config_version,
             ],
         )
     )
@@ -88,28 +91,33 @@ def _manual_digest(report: Report, chain_id: int, contract: str) -> bytes:
 
 def test_report_hash_is_display_order_the_number_compared_with_the_target() -> None:
     header = parse_header(_mainnet_header(400))
-    report = Report.for_epoch(400, header)
+    report = Report.for_epoch(400, header, 3)
     # The recorded block hash (RPC display order) from the data file, not from our parser.
     assert report.block_hash_hex == _mainnet_row(400)["hash"]
     assert int.from_bytes(report.block_hash, "big") <= bits_to_target(report.bits)
-    assert report.as_tuple() == (400, report.block_hash, header.bits, header.time)
+    assert report.as_tuple() == (400, report.block_hash, header.bits, header.time, 3)
     assert Report.from_dict(report.as_dict()) == report
 
 
 def test_eip712_digest_matches_the_spec_encoding() -> None:
-    report = Report.for_epoch(400, parse_header(_mainnet_header(400)))
-    for chain_id in (1, 31337):
-        signable = encode_typed_data(
-            full_message=typed_data(report, chain_id=chain_id, contract_address=CONTRACT)
-        )
-        assert _hash_eip191_message(signable) == _manual_digest(report, chain_id, CONTRACT)
+    digests = set()
+    for version in (1, 2):
+        report = Report.for_epoch(400, parse_header(_mainnet_header(400)), version)
+        for chain_id in (1, 31337):
+            signable = encode_typed_data(
+                full_message=typed_data(report, chain_id=chain_id, contract_address=CONTRACT)
+            )
+            digest = _hash_eip191_message(signable)
+            assert digest == _manual_digest(report, chain_id, CONTRACT)
+            digests.add(digest)
+    assert len(digests) == 4  # the configuration version is signed: no digest is shared
 
 
 def test_sign_and_recover(keystore: tuple[Path, bytes]) -> None:
     path, key = keystore
     account = load_keystore(path, Secret(PASSWORD))
     assert account.address == Account.from_key(key).address
-    report = Report.for_epoch(400, parse_header(_mainnet_header(400)))
+    report = Report.for_epoch(400, parse_header(_mainnet_header(400)), 1)
     signed = account.sign_report(report, chain_id=31337, contract_address=CONTRACT)
     assert len(signed.signature) == 65
     assert (
@@ -119,6 +127,12 @@ def test_sign_and_recover(keystore: tuple[Path, bytes]) -> None:
     # The same signature is worthless for another chain or contract.
     assert (
         recover_signer(report, signed.signature, chain_id=1, contract_address=CONTRACT)
+        != account.address
+    )
+    # ...or for another signer-configuration version.
+    newer = Report.for_epoch(400, parse_header(_mainnet_header(400)), 2)
+    assert (
+        recover_signer(newer, signed.signature, chain_id=31337, contract_address=CONTRACT)
         != account.address
     )
     other = "0x" + "11" * 20
@@ -192,12 +206,20 @@ def test_pack_signatures_sorts_by_signer_and_refuses_duplicates() -> None:
         ("epoch", 2**32),
         ("bits", True),
         ("time", 1.5),
+        ("config_version", -1),
+        ("config_version", 2**32),
         ("block_hash_hex", "AB" * 32),
         ("block_hash_hex", "ab"),
     ],
 )
 def test_report_refuses_malformed_fields(field: str, value: object) -> None:
-    fields = {"epoch": 1, "block_hash_hex": "ab" * 32, "bits": 0x1D00FFFF, "time": 1}
+    fields = {
+        "epoch": 1,
+        "block_hash_hex": "ab" * 32,
+        "bits": 0x1D00FFFF,
+        "time": 1,
+        "config_version": 1,
+    }
     fields[field] = value
     with pytest.raises(InputError):
         Report(**fields)  # type: ignore[arg-type]

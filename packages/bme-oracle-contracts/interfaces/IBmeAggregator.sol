@@ -8,13 +8,19 @@ import {IDifficultyOracle} from "./IDifficultyOracle.sol";
 
 /// @title IBmeAggregator
 /// @notice Read-only adapter that shows BME_N of a DifficultyOracle in the shape of Chainlink's
-///         AggregatorV3Interface, so consumers that already read price feeds need no new code.
-/// @dev roundId = Bitcoin epoch; answer = BME_N(epoch) in 10^18 fixed point; startedAt and
-///      updatedAt = the retarget block's header time (the moment the value became final);
-///      answeredInRound = roundId. Missing epochs revert with the oracle's own errors.
+///         AggregatorV3Interface, so consumers that already read price feeds need no new code. It
+///         serves the latest known value; settlement should read the oracle's `bmeAtFinal`.
+/// @dev roundId = Bitcoin epoch; answer = BME_N(epoch) in 10^18 fixed point; answeredInRound =
+///      roundId. For the latest round, `updatedAt` is the EVM block time at which the oracle stored
+///      that epoch (so `block.timestamp - updatedAt` never underflows) and `startedAt` the retarget
+///      block's Bitcoin header time. For past rounds both are the Bitcoin header time (the oracle
+///      keeps the storing time of the latest epoch only); a header time is at most 2 hours ahead of
+///      the EVM clock when stored. Every read reverts while the oracle is paused; missing epochs
+///      revert with the oracle's own errors.
 interface IBmeAggregator {
     error AnswerOverflow(uint256 value);
     error InvalidWindow(uint256 nDays);
+    error OraclePaused();
 
     function decimals() external pure returns (uint8);
     function description() external view returns (string memory);
