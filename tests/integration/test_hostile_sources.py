@@ -126,7 +126,8 @@ class JsonRpcServer:
     async def _handle(self, request: web.Request) -> web.Response:
         await request.read()
         self.requests += 1
-        return web.Response(text=self.body, content_type="application/json")
+        # bytes: exactly "application/json" as bitcoind sends it (no charset parameter)
+        return web.Response(body=self.body.encode(), content_type="application/json")
 
     async def start(self) -> None:
         app = web.Application()
