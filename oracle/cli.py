@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from oracle.errors import OracleError
+from oracle.sources.boundedjson import restore_recursion_limit
 
 #: Modules in ``oracle.commands`` that contribute subcommands (order = help order).
 COMMAND_MODULES = ("mathcmds", "db", "watch", "contract", "daemon")
@@ -72,6 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     owner = COMMAND_OWNERS.get(argv[0]) if argv else None
     parser = build_parser((owner,) if owner else COMMAND_MODULES)
     args = parser.parse_args(argv)
+    # web3's dependency py_ecc raises the recursion limit to 100,000 when first imported,
+    # and the C JSON decoder then overflows the C stack (SIGSEGV) on deeply nested input
+    # from any library that parses JSON. Every entry point (the ``bme-oracle`` script,
+    # ``python -m oracle``, the Docker image) runs this function before any command, so
+    # import py_ecc here, once, and put the limit back. The math commands never import
+    # web3 (nor read JSON from outside) and skip the ~30 ms import.
+    restore_recursion_limit(preload=owner != "mathcmds")
     try:
         result = args.handler(args)
     except OracleError as exc:

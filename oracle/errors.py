@@ -10,6 +10,8 @@ and the service can tell "bad input / bad world" from a bug::
     ├── InvalidHeader          fails linkage / bits / proof-of-work check (pure layer)
     ├── NoSolution             a pricing equation with no root, or Newton did not converge
     ├── IndexUnavailable       not enough epochs for BME_N, or no epoch before a time
+    ├── JsonRejected           a body from outside that is not JSON or exceeds the bounds (nesting,
+    │                          numbers); also a ValueError (oracle.sources.boundedjson)
     ├── SourceError            a block source failed; ``kind`` names how (metrics, SourceFailure)
     │   ├── SourceUnavailable  kind "unavailable": refused, reset, 5xx -> retry with backoff
     │   │   ├── SourceTimeout      kind "timeout"

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from oracle.api.context import CONTEXT, ApiContext
 from oracle.api.dashboard_page import STYLE, DashboardData, Publication, render_dashboard
-from oracle.api.views import scrub
+from oracle.api.views import public_readiness, scrub
 from oracle.bitcoin.difficulty import get_network
 from oracle.errors import OracleError
 from oracle.index.bme import BmeValue, EpochTarget, bme_series
@@ -149,7 +149,7 @@ async def _readiness(ctx: ApiContext) -> tuple[ReadinessReport | None, str | Non
     """The ``/ready`` verdict, or why it could not be had (the page is drawn anyway)."""
     try:
         async with asyncio.timeout(OPTIONAL_READ_TIMEOUT_S):
-            return await ctx.readiness(), None
+            return public_readiness(await ctx.readiness()), None
     except TimeoutError:
         return None, f"the readiness check did not finish within {OPTIONAL_READ_TIMEOUT_S:g} s"
     except Exception as exc:

@@ -37,6 +37,7 @@ from oracle.api.params import (
 )
 from oracle.api.snapshot import Snapshot
 from oracle.api.state import ApiState
+from oracle.api.views import public_readiness
 from oracle.monitor.health import ReadinessReport
 from oracle.store.states import DISAGREEMENT_KINDS
 
@@ -65,7 +66,7 @@ async def health(_request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     try:
-        report = await ctx.readiness()
+        report = public_readiness(await ctx.readiness())  # no upstream text, no keys
     except Exception as exc:
         log.exception("readiness_check_failed")
         report = ReadinessReport(

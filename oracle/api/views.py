@@ -12,6 +12,7 @@ or as CSV rows with the same columns.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -20,7 +21,9 @@ from typing import Any
 from oracle.bitcoin.difficulty import difficulty_from_bits
 from oracle.index.bme import BmeValue, format_decimal, format_scientific
 from oracle.monitor.alerts import scrub_credentials
+from oracle.monitor.health import ReadinessReport, SourceHealth
 from oracle.monitor.status import RetargetEstimate
+from oracle.sources.checks import elide_upstream
 from oracle.store.records import (
     DisagreementRecord,
     IndexRecord,
@@ -36,8 +39,24 @@ DIFFICULTY_DIGITS = 8
 
 
 def scrub(text: str | None) -> str | None:
-    """Remove ``user:password@`` from any URL in a message a source produced."""
-    return scrub_credentials(text) if text is not None else None
+    """A message fit for a public answer: our own words only, no credentials.
+
+    Whatever a source sent, quoted in the message as an excerpt
+    (``oracle.sources.checks.upstream``), becomes ``«…»``: the API never echoes
+    upstream content (logs keep it). Credentials and API keys in URLs become ``***``.
+    """
+    return scrub_credentials(elide_upstream(text)) if text is not None else None
+
+
+def public_readiness(report: ReadinessReport) -> ReadinessReport:
+    """The readiness report with every reason passed through ``scrub``."""
+    return dataclasses.replace(
+        report,
+        reasons=tuple(scrub(r) or "" for r in report.reasons),
+        sources=tuple(
+            SourceHealth(s.name, s.healthy, scrub(s.reason) or "") for s in report.sources
+        ),
+    )
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -18,14 +18,14 @@ Why it is shaped like this:
 * Webhooks are retried with capped exponential backoff on network errors,
   timeouts, 429 and 5xx; other 4xx are permanent and not retried.
 * Webhook URLs often carry a token in their path, so logs name only the
-  scheme and host; field names that look like secrets are masked.
+  scheme and host; field names that look like secrets are masked, and message
+  and fields go through ``oracle.logs.scrub_secrets`` (URL credentials, API
+  keys in URL paths and queries) before they are logged or posted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,22 +37,23 @@ import aiohttp
 import structlog
 
 from oracle.config import MonitorConfig
+from oracle.logs import scrub_secrets
 from oracle.monitor.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
 _SECRET_MARKERS = ("password", "secret", "private_key", "privkey", "mnemonic", "token", "api_key")
 _SEVERITIES = ("warning", "error", "critical")
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@")
 
 
 def scrub_credentials(text: str) -> str:
-    """``text`` with the ``user:password@`` part of every URL in it replaced by ``***@``.
+    """``text`` with credentials taken out (``oracle.logs.scrub_secrets``).
 
     Error messages (from RPC clients, drivers) sometimes quote the URL they
-    used; alerts and API answers pass through this before leaving the process.
+    used, API keys in its path included; alerts and API answers pass through
+    this before leaving the process.
     """
-    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
+    return scrub_secrets(text)
 
 
 def webhook_label(url: str) -> str:
@@ -64,15 +65,23 @@ def webhook_label(url: str) -> str:
 
 
 def _safe_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """JSON-safe fields with secret-looking keys masked and URL credentials scrubbed."""
-    safe: dict[str, Any] = {}
-    for name, value in fields.items():
-        if any(marker in name.lower() for marker in _SECRET_MARKERS):
-            safe[name] = "***"
-        else:
-            text = json.dumps(value, default=str)
-            safe[name] = json.loads(scrub_credentials(text))
-    return safe
+    """JSON-safe fields with secret-looking keys masked and every string scrubbed."""
+    return {
+        str(name): "***"
+        if any(marker in str(name).lower() for marker in _SECRET_MARKERS)
+        else _safe_value(value)
+        for name, value in fields.items()
+    }
+
+
+def _safe_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return _safe_fields(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_safe_value(item) for item in value]
+    return scrub_credentials(value if isinstance(value, str) else str(value))
 
 
 @dataclass(slots=True)

@@ -8,8 +8,10 @@ fields ``ver``, ``prev_block``, ``mrkl_root``, ``time``, ``bits``, ``nonce``,
 rebuild the 80-byte header from them, and require that it hashes to the
 block's ``hash``: only then are the fields known to be the real ones. The tip
 comes from ``/latestblock``. Whole-block bodies are large on mainnet (they
-include the ``tx`` array), so this source needs a larger
-``max_response_bytes`` than Esplora (e.g. 16 MB); it is meant as a third opinion.
+include the ``tx`` array: ~7 MB for a full block, twice that when a reorg
+leaves two blocks at the height), so this source needs a much larger
+``max_response_bytes`` than Esplora (the shipped configs: 32 MB); it is meant
+as a third opinion.
 """
 
 from __future__ import annotations

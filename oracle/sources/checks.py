@@ -4,11 +4,15 @@ Whatever a source sends is untrusted: each field is checked for type, range
 and self-consistency here, at the boundary, and turned into a typed
 ``SourceDataError`` naming the source, the request and what was wrong. Past
 this module only ``Header``/``Observation`` values exist.
+
+What a source sent is quoted in a message only through ``upstream``: short,
+ASCII, inside ``«»``. Logs keep the excerpt (it is what an operator needs to
+see); the public API shows the message with every excerpt elided
+(``elide_upstream``), so it never echoes what a source sent.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 from datetime import datetime
@@ -17,6 +21,7 @@ from typing import Any
 
 from oracle.bitcoin.header import HEADER_SIZE, Header, parse_header
 from oracle.errors import InvalidHeader, SourceInconsistent, SourceMalformed
+from oracle.sources.boundedjson import JsonRejected, loads_bounded
 from oracle.sources.types import Observation
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
@@ -26,9 +31,31 @@ _INT_RE = re.compile(r"[0-9]{1,12}")
 MAX_HEIGHT = 2**31 - 1
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+_EXCERPT = re.compile("«[^«»]*»")
+
+
+def upstream(value: Any, limit: int = 80) -> str:
+    """An excerpt of what a source sent, for a message: ASCII, at most ``limit`` chars, in «».
+
+    Cheap for any value (a container is described, never rendered), and
+    recognisable, so ``elide_upstream`` can take it out of public answers.
+    ``ascii`` escapes «» inside the value, so an excerpt cannot end early.
+    """
+    if isinstance(value, str):
+        text = ascii(value[:limit])
+    elif isinstance(value, list | dict):
+        kind = "array" if isinstance(value, list) else "object"
+        text = f"a JSON {kind} of {len(value)} items"
+    else:
+        text = ascii(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"«{text}»"
+
+
+def elide_upstream(text: str) -> str:
+    """``text`` with every ``upstream`` excerpt replaced by ``«…»``."""
+    return _EXCERPT.sub("«…»", text)
 
 
 def require_int(
@@ -39,7 +66,7 @@ def require_int(
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise SourceMalformed(
-            f"{what} should be an integer, got {_short(value)}", source=source, request=request
+            f"{what} should be an integer, got {upstream(value)}", source=source, request=request
         )
     if not minimum <= value <= maximum:
         raise SourceMalformed(
@@ -58,12 +85,12 @@ def require_hash_hex(value: Any, *, source: str, request: str, what: str = "bloc
     """A block hash: exactly 64 hex characters (normalised to lower case)."""
     if not isinstance(value, str):
         raise SourceMalformed(
-            f"{what} should be a string, got {_short(value)}", source=source, request=request
+            f"{what} should be a string, got {upstream(value)}", source=source, request=request
         )
     lowered = value.strip().lower()
     if not _HASH_RE.fullmatch(lowered):
         raise SourceMalformed(
-            f"{what} should be 64 hex characters, got {_short(value)}",
+            f"{what} should be 64 hex characters, got {upstream(value)}",
             source=source,
             request=request,
         )
@@ -75,7 +102,7 @@ def parse_text_int(body: str, *, source: str, request: str, what: str) -> int:
     text = body.strip()
     if not _INT_RE.fullmatch(text):
         raise SourceMalformed(
-            f"{what} should be a decimal integer, got {_short(body)}",
+            f"{what} should be a decimal integer, got {upstream(body)}",
             source=source,
             request=request,
         )
@@ -83,25 +110,23 @@ def parse_text_int(body: str, *, source: str, request: str, what: str) -> int:
 
 
 def parse_json(body: str, *, source: str, request: str) -> Any:
-    """JSON, or a typed error (HTML error pages and truncated bodies end up here)."""
+    """JSON within bounds (``boundedjson``), or a typed error.
+
+    HTML error pages, truncated bodies, nesting past 64 levels and numbers past
+    40 digits or 3-digit exponents all end here as ``SourceMalformed``.
+    """
     try:
-        return json.loads(body, parse_float=Decimal)
-    except json.JSONDecodeError as exc:
+        return loads_bounded(body, parse_float=Decimal)
+    except JsonRejected as exc:
         raise SourceMalformed(
-            f"response is not JSON ({exc.msg} at {exc.pos}): {_short(body[:60])}",
-            source=source,
-            request=request,
-        ) from exc
-    except ValueError as exc:  # e.g. numbers too long to convert
-        raise SourceMalformed(
-            f"response is not JSON: {exc}", source=source, request=request
+            f"response rejected: {exc}: {upstream(body[:60])}", source=source, request=request
         ) from exc
 
 
 def require_dict(value: Any, *, source: str, request: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SourceMalformed(
-            f"{what} should be a JSON object, got {_short(value)}", source=source, request=request
+            f"{what} should be a JSON object, got {upstream(value)}", source=source, request=request
         )
     return value
 
@@ -116,13 +141,13 @@ def parse_header_hex_strict(value: Any, *, source: str, request: str) -> Header:
     """An 80-byte header given as 160 hex characters."""
     if not isinstance(value, str):
         raise SourceMalformed(
-            f"header should be a hex string, got {_short(value)}", source=source, request=request
+            f"header should be a hex string, got {upstream(value)}", source=source, request=request
         )
     text = value.strip()
     if not _HEADER_RE.fullmatch(text):
         raise SourceMalformed(
             f"header should be {2 * HEADER_SIZE} hex characters, "
-            f"got {len(text)}: {_short(text[:40])}",
+            f"got {len(text)}: {upstream(text[:40])}",
             source=source,
             request=request,
         )

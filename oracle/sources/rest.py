@@ -7,6 +7,10 @@ bounded retries with capped exponential backoff and full jitter for transient
 failures only. A 429 waits for ``Retry-After`` when it is within the backoff
 cap, else gives up with ``SourceRateLimited``. Every aiohttp exception is
 translated here; none leaks upward.
+
+Redirects are never followed: a compromised or misconfigured API could
+otherwise point the oracle at internal hosts. A 3xx is a ``SourceMalformed``
+naming the status; the operator sets ``base_url`` to the final URL.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from oracle.errors import (
     SourceTimeout,
     SourceUnavailable,
 )
+from oracle.sources.checks import upstream
 from oracle.sources.types import Tip, utc_now
 
 if TYPE_CHECKING:
@@ -143,7 +148,9 @@ class RestClient:
         await self._wait_rate_limit()
         request = f"GET {path}"
         try:
-            async with self._get_session().get(self.base_url + path) as response:
+            async with self._get_session().get(
+                self.base_url + path, allow_redirects=False
+            ) as response:
                 self._check_status(response, request)
                 return await self._read_capped(response, request)
         except SourceError:
@@ -159,8 +166,10 @@ class RestClient:
                 f"cannot connect: {exc}", source=self.source, request=request
             ) from exc
         except aiohttp.ClientError as exc:
-            raise SourceUnavailable(
-                f"HTTP error: {exc!r}", source=self.source, request=request
+            raise SourceUnavailable(  # aiohttp's text may quote what the server sent
+                f"HTTP error {type(exc).__name__}: {upstream(str(exc))}",
+                source=self.source,
+                request=request,
             ) from exc
 
     def _check_status(self, response: aiohttp.ClientResponse, request: str) -> None:
@@ -177,6 +186,12 @@ class RestClient:
             )
         if status == 404:
             raise HeightNotFound("HTTP 404 (not found)", source=self.source, request=request)
+        if 300 <= status < 400:
+            raise SourceMalformed(
+                f"HTTP {status}: redirects are refused (set base_url to the final URL)",
+                source=self.source,
+                request=request,
+            )
         if status >= 500:
             raise SourceUnavailable(f"HTTP {status}", source=self.source, request=request)
         raise SourceMalformed(f"unexpected HTTP {status}", source=self.source, request=request)

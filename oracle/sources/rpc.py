@@ -12,11 +12,19 @@ it also raises on the first failing element and loses the rest. We post the
 batch ourselves through the proxy's connection and read each element with
 ``.get("error")``, matched by id. (tests/unit/test_sources_bitcoind_rpc.py shows
 both the upstream failure and our handling on Core 28's response format.)
+
+Replies are read with our own ``_get_response``, not python-bitcoinrpc's: the
+body is capped (``MAX_RPC_RESPONSE_BYTES``) and parsed by
+``boundedjson.loads_bounded`` (nesting and number sizes bounded), so a hostile
+or broken node gets a typed ``SourceOversized``/``SourceMalformed``, never a
+crash; python-bitcoinrpc's own ``json.loads`` (unbounded, and its debug log of
+the whole reply) is never used.
 """
 
 from __future__ import annotations
 
 import base64
+import decimal
 import http.client
 import json
 import threading
@@ -38,15 +46,20 @@ from oracle.errors import (
     SourceAuthFailed,
     SourceError,
     SourceMalformed,
+    SourceOversized,
     SourceTimeout,
     SourceUnavailable,
     SourceWarmingUp,
 )
+from oracle.sources.boundedjson import JsonRejected, loads_bounded
+from oracle.sources.checks import upstream
 
 RPC_IN_WARMUP = -28
 RPC_INVALID_PARAMETER = -8
 RPC_INVALID_ADDRESS_OR_KEY = -5
 _NON_JSON_HTTP = -342
+#: Largest RPC reply read (a batch of 2016 verbose headers is ~1.3 MB).
+MAX_RPC_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +104,14 @@ class _Proxy(AuthServiceProxy):  # type: ignore[misc]
     directly supports any password and keeps it out of the URL.
     """
 
-    def __init__(self, url: str, auth_header: bytes, timeout_s: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        auth_header: bytes,
+        timeout_s: float,
+        *,
+        max_response_bytes: int = MAX_RPC_RESPONSE_BYTES,
+    ) -> None:
         parts = urlsplit(url)
         super().__init__(
             f"{parts.scheme}://x:x@{parts.hostname}:{parts.port or 80}/", timeout=timeout_s
@@ -100,6 +120,7 @@ class _Proxy(AuthServiceProxy):  # type: ignore[misc]
         self._host = parts.hostname or ""
         self._auth = auth_header
         self._timeout_s = timeout_s
+        self._max_response_bytes = max_response_bytes
 
     def post(self, payload: Any) -> Any:
         conn: http.client.HTTPConnection = self._AuthServiceProxy__conn
@@ -124,6 +145,38 @@ class _Proxy(AuthServiceProxy):  # type: ignore[misc]
         if conn.sock is not None:
             conn.sock.settimeout(self._timeout_s)
         return self._get_response()
+
+    def _get_response(self) -> Any:
+        """The reply, capped and parsed within bounds (replaces python-bitcoinrpc's).
+
+        Raises ``SourceOversized``/``SourceMalformed`` without source or request;
+        ``RpcClient._post`` names them.
+        """
+        conn: http.client.HTTPConnection = self._AuthServiceProxy__conn
+        response = conn.getresponse()
+        media_type = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            # python-bitcoinrpc's code and wording: error_from_rpc reads 401 from it
+            raise JSONRPCException(
+                {
+                    "code": _NON_JSON_HTTP,
+                    "message": f"non-JSON HTTP response with '{response.status} "
+                    f"{upstream(response.reason, 40)}' from server",
+                }
+            )
+        cap = self._max_response_bytes
+        declared = response.getheader("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared[:19]) > cap:
+            raise SourceOversized(f"response of {declared} bytes exceeds the cap of {cap}")
+        body = response.read(cap + 1)
+        if len(body) > cap:
+            raise SourceOversized(f"response exceeds the cap of {cap} bytes")
+        try:
+            return loads_bounded(body, parse_float=decimal.Decimal)
+        except JsonRejected as exc:
+            raise SourceMalformed(
+                f"response rejected: {exc}: {upstream(body[:60].decode('utf-8', 'replace'))}"
+            ) from exc
 
     def shut(self) -> None:
         self._AuthServiceProxy__conn.close()
@@ -159,7 +212,7 @@ def parse_batch_response(
     for element in response:
         if not isinstance(element, dict) or "id" not in element:
             raise SourceMalformed(
-                f"batch element without id: {element!r:.80}", source=source, request=request
+                f"batch element without id: {upstream(element)}", source=source, request=request
             )
         by_id[element["id"]] = element
     out: list[Any | RpcError] = []
@@ -173,7 +226,9 @@ def parse_batch_response(
         if error is not None:
             if not isinstance(error, dict):
                 raise SourceMalformed(
-                    f"error should be an object, got {error!r:.80}", source=source, request=request
+                    f"error should be an object, got {upstream(error)}",
+                    source=source,
+                    request=request,
                 )
             code = error.get("code")
             out.append(
@@ -192,23 +247,21 @@ def parse_batch_response(
 
 def error_from_rpc(err: RpcError, *, source: str, request: str) -> SourceError:
     """The typed source error for an RPC error element/exception."""
-    text = f"RPC error {err.code}: {err.message}"
+    # the node's own words are quoted as an excerpt (our -342 text already marks its part)
+    said = err.message if err.code == _NON_JSON_HTTP else upstream(err.message)
+    text = f"RPC error {err.code}: {said}"
     if err.code == RPC_IN_WARMUP:
-        return SourceWarmingUp(
-            f"node is warming up ({err.message})", source=source, request=request
-        )
+        return SourceWarmingUp(f"node is warming up ({said})", source=source, request=request)
     if err.code == RPC_INVALID_PARAMETER and "out of range" in err.message:
         return HeightNotFound(
-            f"height past the node's tip ({err.message})", source=source, request=request
+            f"height past the node's tip ({said})", source=source, request=request
         )
     if err.code == RPC_INVALID_ADDRESS_OR_KEY:
-        return HeightNotFound(f"block not found ({err.message})", source=source, request=request)
+        return HeightNotFound(f"block not found ({said})", source=source, request=request)
     if err.code == _NON_JSON_HTTP and "401" in err.message:
         return SourceAuthFailed("wrong RPC credentials (HTTP 401)", source=source, request=request)
     if err.code == _NON_JSON_HTTP:
-        return SourceUnavailable(
-            f"non-JSON HTTP response: {err.message}", source=source, request=request
-        )
+        return SourceUnavailable(f"non-JSON HTTP response: {said}", source=source, request=request)
     return SourceMalformed(text, source=source, request=request)
 
 
@@ -216,12 +269,19 @@ class RpcClient:
     """Thread-safe blocking client: ``call`` and ``batch`` with typed errors."""
 
     def __init__(
-        self, *, source: str, url: str, credentials: RpcCredentials, timeout_s: float
+        self,
+        *,
+        source: str,
+        url: str,
+        credentials: RpcCredentials,
+        timeout_s: float,
+        max_response_bytes: int = MAX_RPC_RESPONSE_BYTES,
     ) -> None:
         self.source = source
         self.url = url
         self.credentials = credentials
         self.timeout_s = timeout_s
+        self.max_response_bytes = max_response_bytes
         self._idle: list[_Proxy] = []
         self._lock = threading.Lock()
         self._next_id = 0
@@ -236,7 +296,12 @@ class RpcClient:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return _Proxy(self.url, self.credentials.auth_header(self.source), self.timeout_s)
+        return _Proxy(
+            self.url,
+            self.credentials.auth_header(self.source),
+            self.timeout_s,
+            max_response_bytes=self.max_response_bytes,
+        )
 
     def _post(self, payload: Any, request: str) -> Any:
         proxy = self._borrow()
@@ -252,15 +317,22 @@ class RpcClient:
             raise SourceTimeout(
                 f"no answer within {self.timeout_s} s", source=self.source, request=request
             ) from exc
+        except (SourceMalformed, SourceOversized) as exc:  # from _Proxy._get_response
+            proxy.shut()
+            raise type(exc)(str(exc), source=self.source, request=request) from exc
         except (OSError, http.client.HTTPException) as exc:
             proxy.shut()
-            raise SourceUnavailable(
-                f"cannot reach {self.url}: {exc!r}", source=self.source, request=request
+            raise SourceUnavailable(  # http.client's text may quote what the server sent
+                f"cannot reach {self.url}: {type(exc).__name__} {upstream(str(exc))}",
+                source=self.source,
+                request=request,
             ) from exc
-        except ValueError as exc:  # invalid JSON body with a JSON content type
+        except ValueError as exc:  # http.client: a chunk size that is not a number
             proxy.shut()
             raise SourceMalformed(
-                f"response is not JSON: {exc}", source=self.source, request=request
+                f"unreadable HTTP response ({type(exc).__name__})",
+                source=self.source,
+                request=request,
             ) from exc
         with self._lock:
             self._idle.append(proxy)
