@@ -264,13 +264,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
             publisher = await build_publisher(config, repository)
             try:
                 await publisher.reconcile()
-                outcome = await publisher.publish(args.epoch, record.raw_header)
-                tx_hash = outcome.tx_hash or await publisher.accepted_tx_hash(args.epoch)
-                if tx_hash is not None:
+                # ProofUnavailable (no 2016e-1 header stored), PublishDeferred (an earlier
+                # epoch is missing on chain) and ReanchorRequired are one-line errors
+                outcome = await publisher.publish_epoch(
+                    args.epoch, record.raw_header, record.last_header
+                )
+                if outcome.status in ("confirmed", "already_on_chain"):
                     await repository.mark_published(
                         network,
                         args.epoch,
-                        tx_hash=tx_hash,
+                        tx_hash=outcome.tx_hash,
                         chain_id=config.publisher.chain_id,
                         contract=publisher.contract_address,
                         block_hash_hex=record.block_hash_hex,
@@ -282,16 +285,18 @@ def cmd_publish(args: argparse.Namespace) -> int:
         return {
             "epoch": args.epoch,
             "status": outcome.status,
-            "tx_hash": tx_hash,
+            "function": outcome.function,
+            "tx_hash": outcome.tx_hash,
             "block_number": outcome.block_number,
             "gas_used": outcome.gas_used,
             "contract": publisher.contract_address,
         }
 
     payload = asyncio.run(run())
-    emit(
-        args,
-        payload,
-        f"epoch {payload['epoch']}: {payload['status']} {payload['tx_hash'] or ''}".rstrip(),
-    )
+    text = f"epoch {payload['epoch']}: {payload['status']} {payload['tx_hash'] or ''}".rstrip()
+    if payload["status"] == "before_genesis":
+        text += " (the contract's genesis is a later epoch: nothing to publish)"
+    elif payload["function"] == "replace":
+        text += " (replaced the latest epoch inside its challenge window)"
+    emit(args, payload, text)
     return 0

@@ -88,6 +88,7 @@ def write_config(
             f'rpc_user = "{bitcoind.user if bitcoind else "oracle"}"',
             "timeout_s = 5.0",
         ]
+    lines += ["[logging]", 'level = "warning"']
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -352,6 +353,23 @@ async def test_publish_from_the_cli(
     assert json.loads(again.stdout)["tx_hash"] == result["tx_hash"]
     assert node.call("eth_getTransactionCount", test_accounts.deployer.address, "pending") == nonce
     assert "399..400" in await op.text("contract", "status", "--contract", address)
+
+    # An epoch agreed without the oracle's own 2016e-1 header has no proof: refused, one line.
+    raw = headers[(EPOCH + 1) * 2016]
+    header = parse_header(raw)
+    repository = await open_repository(db_url)
+    try:
+        await repository.record_agreed(
+            "mainnet", epoch=EPOCH + 1, height=(EPOCH + 1) * 2016,
+            block_hash_hex=header.block_hash_hex, bits=header.bits, time=header.time,
+            raw_header=raw, sources=("bitcoind", "esplora"),
+        )  # fmt: skip
+    finally:
+        await repository.close()
+    await Operator(file_config, secrets).refused(
+        "publish", "--epoch", str(EPOCH + 1), "--contract", address, "--db", db_url,
+        expected=f"agreed without the oracle's own header at height {(EPOCH + 1) * 2016 - 1}",
+    )  # fmt: skip
 
 
 async def test_cli_refusals_are_one_line_errors_without_secrets(
