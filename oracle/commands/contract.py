@@ -1,41 +1,60 @@
-"""``bme-oracle contract deploy|status`` and ``bme-oracle publish --epoch E``.
+"""``bme-oracle contract deploy|status|...`` and ``bme-oracle publish --epoch E``.
 
 Operator commands for the on-chain side. Settings come from ``--config FILE``
-(``[publisher]``, ``[network]``, ``[database]``) and ``ORACLE_*`` variables;
-``--rpc-url``, ``--contract`` and ``--db`` override them. Keys are only ever
-read from the keystore files named in the configuration (``--sender-keystore``
-overrides the sender), decrypted with the password from
-``ORACLE_PUBLISHER__KEYSTORE_PASSWORD`` or ``publisher.keystore_password_file``.
+(``[publisher]``, ``[network]``, ``[bitcoind]``, ``[database]``) and ``ORACLE_*``
+variables; ``--rpc-url``, ``--contract`` and ``--db`` override them. Keys and
+connections: ``oracle.commands.chain``. The timelocked governance subcommands
+(``schedule-signers`` ...) live in ``oracle.commands.governance`` and are
+registered here, under ``contract``.
+
+``contract deploy`` anchors the contract at a genesis checkpoint (``--genesis``):
+a JSON file in ``Checkpoint.as_dict`` form, or an epoch number. Without it, a
+mainnet deployment takes the latest bundled mainnet checkpoint with a full
+header; regtest and testnet4 read it from the configured bitcoind (regtest:
+epoch 0, the dev chain's first epoch; testnet4: the latest retarget with 6
+confirmations), after checking that the node's block 0 is that network's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 from typing import Any
 
-from eth_utils.address import is_address, to_checksum_address
-
-from oracle.bitcoin.difficulty import NETWORKS
-from oracle.commands.output import add_json_flag, emit
-from oracle.config import Config, database_url, load, read_secret
-from oracle.errors import ConfigError, InputError, PublishError
-from oracle.logs import setup_logging
-from oracle.publish.contract import (
-    OracleContract,
-    connect,
-    deploy_aggregator,
-    deploy_oracle,
+from oracle.commands import governance
+from oracle.commands.chain import (
+    DEV_CHAIN_ID,
+    add_common,
+    add_contract,
+    address,
+    chain_config,
+    contract_address,
+    duration_s,
+    evm,
+    fees,
+    load_sender,
+    network_mode,
+    resolve_genesis,
+    signer_set,
+    when,
 )
-from oracle.publish.fees import GWEI
-from oracle.publish.signing import load_keystore
+from oracle.commands.output import emit
+from oracle.config import database_url
+from oracle.errors import InputError
+from oracle.publish.anchor import (
+    DEFAULT_CHALLENGE_WINDOW_S,
+    DEFAULT_GOVERNANCE_DELAY_S,
+    MAX_CHALLENGE_WINDOW_S,
+)
 from oracle.store.states import RetargetStatus
+
+#: The longest BME window the contract's views serve (``MAX_WINDOW_EPOCHS`` x 14 days).
+MAX_WINDOW_DAYS = 256 * 14
 
 
 def register(subparsers: Any) -> None:
     contract = subparsers.add_parser(
-        "contract", help="deploy and inspect the DifficultyOracle contract"
+        "contract", help="deploy, inspect and govern the DifficultyOracle contract"
     )
     commands = contract.add_subparsers(dest="contract_command", metavar="SUBCOMMAND")
     commands.required = True
@@ -43,8 +62,34 @@ def register(subparsers: Any) -> None:
     p = commands.add_parser("deploy", help="deploy a DifficultyOracle; prints its address")
     p.add_argument("--signers", required=True, help="comma-separated signer addresses")
     p.add_argument("--threshold", type=int, required=True, help="signatures required per report")
-    p.add_argument("--owner", required=True, help="owner address (signers, threshold, pause)")
-    p.add_argument("--network", help="Bitcoin network whose powLimit applies (default: config)")
+    p.add_argument("--owner", required=True, help="owner address (governance, pause)")
+    p.add_argument(
+        "--network",
+        help="contract mode: mainnet, testnet4 or regtest (default: network.name); "
+        "signet and testnet3 are refused",
+    )
+    p.add_argument(
+        "--genesis",
+        metavar="FILE|EPOCH",
+        help="genesis checkpoint: a JSON file (Checkpoint form) or an epoch number "
+        "(mainnet: bundled data; regtest/testnet4: the configured bitcoind). Default: "
+        "mainnet the latest bundled checkpoint, regtest epoch 0, testnet4 the latest "
+        "retarget with 6 confirmations",
+    )
+    p.add_argument(
+        "--challenge-window",
+        default=str(DEFAULT_CHALLENGE_WINDOW_S),
+        metavar="SECONDS",
+        help=f"how long the latest epoch stays replaceable (default {DEFAULT_CHALLENGE_WINDOW_S}"
+        f", at most {MAX_CHALLENGE_WINDOW_S}; 600, 10m, 12h, 3d)",
+    )
+    p.add_argument(
+        "--governance-delay",
+        default=str(DEFAULT_GOVERNANCE_DELAY_S),
+        metavar="SECONDS",
+        help=f"delay between announcing and executing a signer or re-anchor change "
+        f"(default {DEFAULT_GOVERNANCE_DELAY_S})",
+    )
     p.add_argument(
         "--aggregator-days",
         type=int,
@@ -53,155 +98,153 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="also deploy a Chainlink-style BME_N adapter (repeatable)",
     )
-    p.add_argument("--sender-keystore", metavar="FILE", help="keystore that pays (default: config)")
-    _add_common(p)
+    add_common(p, sender=True)
     p.set_defaults(handler=cmd_deploy)
 
-    p = commands.add_parser("status", help="latest epoch, signers, threshold, paused")
-    p.add_argument("--contract", metavar="ADDRESS", help="contract address (default: config)")
-    _add_common(p)
+    p = commands.add_parser(
+        "status",
+        help="genesis, latest epoch and its finality, window, delay, signers, pending changes",
+    )
+    add_contract(p)
+    add_common(p)
     p.set_defaults(handler=cmd_status)
+
+    governance.register(commands)
 
     p = subparsers.add_parser("publish", help="sign and submit one agreed epoch from the database")
     p.add_argument("--epoch", type=int, required=True, help="the epoch to publish")
-    p.add_argument("--contract", metavar="ADDRESS", help="contract address (default: config)")
-    _add_common(p)
+    add_contract(p)
+    add_common(p)
     p.set_defaults(handler=cmd_publish)
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    parser.add_argument(
-        "--db", metavar="URL", help="database URL (wins over config and environment)"
-    )
-    parser.add_argument("--rpc-url", metavar="URL", help="EVM JSON-RPC URL (default: config)")
-    add_json_flag(parser)
-
-
-def _config(args: argparse.Namespace) -> Config:
-    config = load(args.config)
-    setup_logging(fmt=config.logging.format, level=config.logging.level)  # logs go to stderr
-    publisher = config.publisher
-    changes: dict[str, Any] = {}
-    if getattr(args, "rpc_url", None):
-        changes["rpc_url"] = args.rpc_url
-    if getattr(args, "contract", None):
-        changes["contract_address"] = _address(args.contract, "--contract")
-    if getattr(args, "sender_keystore", None):
-        changes["sender_keystore_file"] = args.sender_keystore
-    if changes:
-        config = dataclasses.replace(config, publisher=dataclasses.replace(publisher, **changes))
-    return config
-
-
-def _address(text: str, what: str) -> str:
-    if not is_address(text.strip()):
-        raise InputError(f"{what}: not an address: {text!r}")
-    return str(to_checksum_address(text.strip()))
-
-
 def cmd_deploy(args: argparse.Namespace) -> int:
-    config = _config(args)
-    signers = [_address(s, "--signers") for s in args.signers.split(",") if s.strip()]
-    owner = _address(args.owner, "--owner")
-    network = NETWORKS.get(args.network or config.network.name)
-    if network is None:
-        raise InputError(
-            f"--network: unknown network {args.network!r} (known: {', '.join(NETWORKS)})"
-        )
-    if not 1 <= args.threshold <= len(signers):
-        raise InputError(f"--threshold must be 1..{len(signers)}, got {args.threshold}")
-    if len(set(signers)) != len(signers):
-        raise InputError("--signers lists an address twice")
+    from oracle.publish.contract import deploy_aggregator, deploy_oracle
+
+    config = chain_config(args)
+    signers = signer_set(args.signers, args.threshold)
+    owner = address(args.owner, "--owner")
+    network = network_mode(args.network or config.network.name)
+    window = duration_s(args.challenge_window, "--challenge-window", maximum=MAX_CHALLENGE_WINDOW_S)
+    delay = duration_s(args.governance_delay, "--governance-delay")
+    for n in args.aggregator_days:
+        if not 0 < n <= MAX_WINDOW_DAYS or n % 14:
+            raise InputError(
+                f"--aggregator-days: {n} is not a multiple of 14 in 14..{MAX_WINDOW_DAYS}"
+            )
     section = config.publisher
-    password = read_secret(
-        section.keystore_password, section.keystore_password_file, "keystore password"
-    )
-    if not section.sender_keystore_file:
-        raise ConfigError(
-            "a sender keystore is needed: --sender-keystore or publisher.sender_keystore_file"
+    if network == "regtest" and section.chain_id != DEV_CHAIN_ID:
+        raise InputError(
+            f"--network regtest deploys only on the dev chain {DEV_CHAIN_ID} "
+            f"(publisher.chain_id is {section.chain_id})"
         )
-    sender = load_keystore(section.sender_keystore_file, password)
-    fees = {
-        "max_fee_wei": int(section.max_fee_gwei * GWEI),
-        "priority_fee_wei": int(section.priority_fee_gwei * GWEI),
-    }
+    sender = load_sender(config)
 
     async def run() -> dict[str, Any]:
-        w3 = connect(section.rpc_url)
-        try:
-            if await w3.eth.chain_id != section.chain_id:
-                raise PublishError(f"node at the RPC URL is not chain {section.chain_id}")
-            address = await deploy_oracle(
+        genesis = await resolve_genesis(args.genesis, network, config)
+        async with evm(config) as w3:
+            address_ = await deploy_oracle(
                 w3,
                 sender,
                 owner=owner,
                 signers=signers,
                 threshold=args.threshold,
-                pow_limit=network.pow_limit,
-                **fees,
+                network=network,
+                genesis=genesis,
+                challenge_window_s=window,
+                governance_delay_s=delay,
+                **fees(config),
             )
             adapters = {
                 str(n): await deploy_aggregator(
-                    w3, sender, oracle_address=address, n_days=n, **fees
+                    w3, sender, oracle_address=address_, n_days=n, **fees(config)
                 )
                 for n in args.aggregator_days
             }
-        finally:
-            await w3.provider.disconnect()
         return {
-            "address": address,
+            "address": address_,
             "chain_id": section.chain_id,
-            "network": network.name,
+            "network": network,
             "owner": owner,
             "signers": signers,
             "threshold": args.threshold,
+            "genesis": genesis.as_dict(),
+            "challenge_window_s": window,
+            "governance_delay_s": delay,
             "aggregators": adapters,
         }
 
     payload = asyncio.run(run())
-    lines = [payload["address"]] + [
-        f"BME{n} adapter: {a}" for n, a in payload["aggregators"].items()
+    genesis = payload["genesis"]
+    lines = [
+        payload["address"],
+        *(f"BME{n} adapter: {a}" for n, a in payload["aggregators"].items()),
+        f"{network} genesis: epoch {genesis['epoch']} {genesis['block_hash_hex']} "
+        f"bits {genesis['bits']} time {genesis['time']}",
+        f"challenge window {window} s, governance delay {delay} s",
     ]
     emit(args, payload, "\n".join(lines))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    config = _config(args)
-    if not config.publisher.contract_address:
-        raise ConfigError("no contract: --contract or publisher.contract_address")
+    from oracle.publish.contract import OracleContract
+
+    config = chain_config(args)
+    where = contract_address(config)
 
     async def run() -> dict[str, Any]:
-        w3 = connect(config.publisher.rpc_url)
-        try:
-            return (await OracleContract(w3, config.publisher.contract_address).status()).as_dict()
-        finally:
-            await w3.provider.disconnect()
+        async with evm(config) as w3:
+            oracle = OracleContract(w3, where)
+            status = (await oracle.status()).as_dict()
+            now = int((await w3.eth.get_block(w3.eth.default_block))["timestamp"])
+            status["chain_time"] = now
+            status["pending_governance"] = await governance.pending_changes(oracle, now)
+            return status
 
     status = asyncio.run(run())
-    text = "\n".join(
+    emit(args, status, status_text(status))
+    return 0
+
+
+def status_text(status: dict[str, Any]) -> str:
+    finality = (
+        "final"
+        if status["latest_final"]
+        else f"not final until {when(status['latest_final_at'])} (challenge window)"
+    )
+    changes = status["pending_governance"]
+    pending = (
+        ["unknown (the node refused the log query)"]
+        if changes is None
+        else [governance.describe(change) for change in changes] or ["none"]
+    )
+    return "\n".join(
         [
-            f"contract      {status['address']}",
-            f"owner         {status['owner']}"
+            f"contract          {status['address']}",
+            f"network           {status['network']}",
+            f"owner             {status['owner']}"
             + (f" (pending: {status['pending_owner']})" if status["pending_owner"] else ""),
-            f"paused        {'yes' if status['paused'] else 'no'}",
-            f"threshold     {status['threshold']} of {len(status['signers'])}",
-            *(f"signer        {s}" for s in status["signers"]),
-            f"epochs        {status['first_epoch']}..{status['latest_epoch']}"
-            if status["latest_epoch"] is not None
-            else "epochs        none yet",
+            f"paused            {'yes' if status['paused'] else 'no'}",
+            f"threshold         {status['threshold']} of {len(status['signers'])} "
+            f"(configuration version {status['config_version']})",
+            *(f"signer            {s}" for s in status["signers"]),
+            f"epochs            {status['genesis_epoch']}..{status['latest_epoch']} "
+            f"(genesis {status['genesis_epoch']})",
+            f"latest epoch      {status['latest_epoch']}, stored "
+            f"{when(status['latest_stored_at'])}, {finality}",
+            f"challenge window  {status['challenge_window_s']} s",
+            f"governance delay  {status['governance_delay_s']} s",
+            *(f"pending           {line}" for line in pending),
         ]
     )
-    emit(args, status, text)
-    return 0
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from oracle.publish.publisher import build_publisher
     from oracle.store.repository import open_repository
 
-    config = _config(args)
+    config = chain_config(args)
     url = database_url(config, args.db)
     network = config.network.name
 
@@ -221,13 +264,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
             publisher = await build_publisher(config, repository)
             try:
                 await publisher.reconcile()
-                outcome = await publisher.publish(args.epoch, record.raw_header)
-                tx_hash = outcome.tx_hash or await publisher.accepted_tx_hash(args.epoch)
-                if tx_hash is not None:
+                # ProofUnavailable (no 2016e-1 header stored), PublishDeferred (an earlier
+                # epoch is missing on chain) and ReanchorRequired are one-line errors
+                outcome = await publisher.publish_epoch(
+                    args.epoch, record.raw_header, record.last_header
+                )
+                if outcome.status in ("confirmed", "already_on_chain"):
                     await repository.mark_published(
                         network,
                         args.epoch,
-                        tx_hash=tx_hash,
+                        tx_hash=outcome.tx_hash,
                         chain_id=config.publisher.chain_id,
                         contract=publisher.contract_address,
                         block_hash_hex=record.block_hash_hex,
@@ -239,16 +285,18 @@ def cmd_publish(args: argparse.Namespace) -> int:
         return {
             "epoch": args.epoch,
             "status": outcome.status,
-            "tx_hash": tx_hash,
+            "function": outcome.function,
+            "tx_hash": outcome.tx_hash,
             "block_number": outcome.block_number,
             "gas_used": outcome.gas_used,
             "contract": publisher.contract_address,
         }
 
     payload = asyncio.run(run())
-    emit(
-        args,
-        payload,
-        f"epoch {payload['epoch']}: {payload['status']} {payload['tx_hash'] or ''}".rstrip(),
-    )
+    text = f"epoch {payload['epoch']}: {payload['status']} {payload['tx_hash'] or ''}".rstrip()
+    if payload["status"] == "before_genesis":
+        text += " (the contract's genesis is a later epoch: nothing to publish)"
+    elif payload["function"] == "replace":
+        text += " (replaced the latest epoch inside its challenge window)"
+    emit(args, payload, text)
     return 0

@@ -21,6 +21,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,8 +183,15 @@ class Bitcoind(_Process):
             self.rpc_url, method, list(params), auth=f"{self.rpc_user}:{self.rpc_password}"
         )
 
-    def mine(self, blocks: int, address: str = REGTEST_MINING_ADDRESS) -> list[str]:
-        """Mine ``blocks`` blocks in batches (the RPC is slow for very large counts)."""
+    def mine(
+        self,
+        blocks: int,
+        address: str = REGTEST_MINING_ADDRESS,
+        *,
+        on_batch: Callable[[], object] | None = None,
+    ) -> list[str]:
+        """Mine ``blocks`` blocks in batches (the RPC is slow for very large counts);
+        ``on_batch`` runs after each batch (the dev stack moves anvil's clock along)."""
         hashes: list[str] = []
         while len(hashes) < blocks:
             self._keep_clock_ahead()
@@ -195,6 +203,8 @@ class Bitcoind(_Process):
                 auth=f"{self.rpc_user}:{self.rpc_password}",
                 timeout_s=300,
             )
+            if on_batch is not None:
+                on_batch()
         return hashes
 
     def _keep_clock_ahead(self) -> None:

@@ -2,12 +2,20 @@
 
 Starts a regtest bitcoind and an anvil node (``oracle.devstack.nodes``), creates dev
 signer keys in encrypted keystores (3 signers, threshold 2, plus a funded
-sender), deploys the contract, migrates a SQLite database, runs the daemon
-with its API, mines through ``retargets`` retargets and waits until each is
-agreed and published on chain. It prints the API URL and the contract address
-(one JSON line with ``--json``) and runs until Ctrl-C. Everything lives in
-``workdir`` and is recreated on every start. Regtest has one local node, so
-quorum is 1 here; production needs independent sources (docs/operations.md).
+sender), deploys the contract in regtest mode on the dev chain (31337), anchored
+at the regtest chain's first epoch (epoch 0, read from the dev bitcoind) with a
+10-minute challenge window and a 1-minute governance delay, migrates a SQLite
+database, runs the daemon with its API, mines through ``retargets`` retargets and
+waits until each is agreed and published on chain. It prints the API URL, the
+contract address and the genesis (one JSON line with ``--json``) and runs until
+Ctrl-C. Everything lives in ``workdir`` and is recreated on every start. Regtest
+has one local node, so quorum is 1 here; production needs independent sources
+(docs/operations.md).
+
+Clock: fast-mined regtest blocks run ahead of the wall clock (~336 s per epoch)
+and the contract refuses headers more than 2 hours ahead of ``block.timestamp``,
+so anvil's clock follows the regtest tip (``oracle.devstack.clock``) after every
+mining batch and, for blocks mined by hand while the stack runs, every second.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from typing import Any
 import structlog
 from eth_account import Account
 
-from oracle.bitcoin.difficulty import EPOCH_BLOCKS, NETWORKS
+from oracle.bitcoin.difficulty import EPOCH_BLOCKS
 from oracle.config import (
     ApiConfig,
     BitcoindConfig,
@@ -36,8 +44,10 @@ from oracle.config import (
     PublisherConfig,
     Secret,
 )
-from oracle.devstack.nodes import Anvil, Bitcoind
+from oracle.devstack.clock import follow_bitcoin_time
+from oracle.devstack.nodes import Anvil, Bitcoind, DevnetError
 from oracle.errors import OracleError
+from oracle.publish.anchor import Checkpoint
 from oracle.service import Service, install_signal_handlers
 from oracle.store.states import RetargetStatus
 
@@ -45,6 +55,12 @@ log = structlog.get_logger(__name__)
 DEV_SIGNERS = 3
 DEV_THRESHOLD = 2
 PUBLISH_WAIT_S = 120.0
+#: Dev contract parameters: short enough to watch an epoch become final and to try a
+#: governance change within a session.
+DEV_CHALLENGE_WINDOW_S = 600
+DEV_GOVERNANCE_DELAY_S = 60
+#: How often the background task moves anvil's clock up to the regtest tip.
+CLOCK_FOLLOW_INTERVAL_S = 1.0
 
 
 @dataclasses.dataclass
@@ -54,6 +70,7 @@ class DevStack:
     anvil: Anvil
     keys: DevKeys
     contract_address: str = ""
+    genesis: Checkpoint | None = None
 
 
 def _fresh_workdir(workdir: Path) -> None:
@@ -94,11 +111,23 @@ def make_dev_keys(directory: Path, *, signers: int = DEV_SIGNERS) -> DevKeys:
 
 
 async def deploy_dev_contract(
-    rpc_url: str, keys: DevKeys, *, threshold: int = DEV_THRESHOLD, network: str = "regtest"
+    rpc_url: str,
+    keys: DevKeys,
+    *,
+    genesis: Checkpoint | None = None,
+    threshold: int = DEV_THRESHOLD,
+    network: str = "regtest",
+    challenge_window_s: int = DEV_CHALLENGE_WINDOW_S,
+    governance_delay_s: int = DEV_GOVERNANCE_DELAY_S,
 ) -> str:
-    """Fund the sender (anvil_setBalance) and deploy a DifficultyOracle for the dev signers."""
+    """Fund the sender (anvil_setBalance) and deploy a DifficultyOracle for the dev signers.
+
+    ``genesis`` defaults to regtest epoch 0 (the same on every regtest chain); a node that
+    has mined past epoch 0 before the deployment needs its own (``dev_genesis``).
+    """
     from oracle.devstack.nodes import json_rpc
     from oracle.publish.contract import connect, deploy_oracle
+    from oracle.publish.genesis import REGTEST_GENESIS
     from oracle.publish.signing import load_keystore, load_keystores
 
     sender = load_keystore(keys.sender, keys.password)
@@ -112,12 +141,48 @@ async def deploy_dev_contract(
             owner=sender.address,
             signers=sorted(s.address for s in signers),
             threshold=threshold,
-            pow_limit=NETWORKS[network].pow_limit,
+            network=network,
+            genesis=genesis or REGTEST_GENESIS,
+            challenge_window_s=challenge_window_s,
+            governance_delay_s=governance_delay_s,
             max_fee_wei=100 * 10**9,
             priority_fee_wei=10**9,
         )
     finally:
         await w3.provider.disconnect()
+
+
+async def dev_genesis(bitcoind: Bitcoind, epoch: int = 0) -> Checkpoint:
+    """The regtest checkpoint of ``epoch`` (default: the first) as the dev bitcoind serves it."""
+    from oracle.publish.genesis import genesis_from_node
+    from oracle.sources.bitcoind import BitcoindSource
+    from oracle.sources.rpc import RpcCredentials
+
+    source = BitcoindSource(
+        name="bitcoind",
+        url=bitcoind.rpc_url,
+        credentials=RpcCredentials(user=bitcoind.rpc_user, password=bitcoind.rpc_password),
+    )
+    try:
+        return await genesis_from_node(source, "regtest", epoch)
+    finally:
+        await source.close()
+
+
+def follow_tip(stack: DevStack) -> int:
+    """Move anvil's clock up to the regtest tip's header time; returns the EVM pending time."""
+    tip = stack.bitcoind.call("getblockheader", stack.bitcoind.call("getbestblockhash"))
+    return follow_bitcoin_time(stack.anvil.url, int(tip["time"]))
+
+
+async def _follow_clock(stack: DevStack) -> None:
+    """Keep anvil at or after the regtest tip while the stack runs (blocks mined by hand)."""
+    while True:
+        try:
+            await asyncio.to_thread(follow_tip, stack)
+        except (DevnetError, OSError) as exc:  # a node going down is reported by the daemon
+            log.warning("dev clock follow failed", error=str(exc))
+        await asyncio.sleep(CLOCK_FOLLOW_INTERVAL_S)
 
 
 def publisher_config(
@@ -177,7 +242,9 @@ async def _drive(
     for _ in range(retargets):
         height = int(stack.bitcoind.call("getblockcount"))
         boundary = (height // EPOCH_BLOCKS + 1) * EPOCH_BLOCKS
-        await asyncio.to_thread(stack.bitcoind.mine, boundary - height)
+        await asyncio.to_thread(
+            stack.bitcoind.mine, boundary - height, on_batch=lambda: follow_tip(stack)
+        )
         record = await _wait_published(service, boundary // EPOCH_BLOCKS)
         publication = record.publications[0] if record.publications else None
         event = {
@@ -214,10 +281,15 @@ async def run_dev(
         root, Bitcoind(datadir=root / "bitcoind"), Anvil(), make_dev_keys(root / "keys")
     )
     driver: asyncio.Task[None] | None = None
+    clock: asyncio.Task[None] | None = None
     try:
         await asyncio.to_thread(stack.bitcoind.start)
         await asyncio.to_thread(stack.anvil.start)
-        stack.contract_address = await deploy_dev_contract(stack.anvil.url, stack.keys)
+        stack.genesis = genesis = await dev_genesis(stack.bitcoind)
+        stack.contract_address = await deploy_dev_contract(
+            stack.anvil.url, stack.keys, genesis=genesis
+        )
+        clock = asyncio.create_task(_follow_clock(stack))
         config = dev_config(stack, api_port=api_port)
         await migrate.upgrade(config.database.url)
 
@@ -230,10 +302,17 @@ async def run_dev(
                     "api_url": service.api_url,
                     "contract_address": stack.contract_address,
                     "evm_rpc_url": stack.anvil.url,
+                    "evm_chain_id": stack.anvil.chain_id,
                     "bitcoind_rpc_url": stack.bitcoind.rpc_url,
+                    "network": "regtest",
+                    "genesis": genesis.as_dict(),
+                    "challenge_window_s": DEV_CHALLENGE_WINDOW_S,
+                    "governance_delay_s": DEV_GOVERNANCE_DELAY_S,
                 },
                 f"API: {service.api_url}\ncontract: {stack.contract_address} "
-                f"(anvil {stack.anvil.url})\nmining through {retargets} retarget(s)...",
+                f"(anvil {stack.anvil.url}, regtest mode, genesis epoch {genesis.epoch}, "
+                f"challenge window {DEV_CHALLENGE_WINDOW_S} s, governance delay "
+                f"{DEV_GOVERNANCE_DELAY_S} s)\nmining through {retargets} retarget(s)...",
             )
             driver = asyncio.create_task(
                 _drive(
@@ -252,9 +331,10 @@ async def run_dev(
             raise driver.exception()  # type: ignore[misc]
         return status
     finally:
-        if driver is not None and not driver.done():
-            driver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await driver
+        for task in (driver, clock):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await asyncio.to_thread(stack.anvil.stop)
         await asyncio.to_thread(stack.bitcoind.stop)

@@ -24,3 +24,18 @@ def test_full_parser_lists_every_owned_command() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == set(COMMAND_OWNERS)
+
+
+def test_contract_subcommands_include_the_timelocked_governance() -> None:
+    parser = build_parser(("contract",))
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    contract = sub.choices["contract"]
+    commands = next(a for a in contract._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == {
+        "deploy", "status", "schedule-signers", "execute-signers", "schedule-reanchor",
+        "execute-reanchor", "cancel", "pause", "unpause",
+    }  # fmt: skip
+    deploy = parser.parse_args(["contract", "deploy", "--signers", "x", "--threshold", "1",
+                                "--owner", "y"])  # fmt: skip
+    assert (deploy.network, deploy.genesis) == (None, None)
+    assert (deploy.challenge_window, deploy.governance_delay) == ("43200", "259200")
