@@ -50,18 +50,28 @@ def test_replay_mainnet_checkpoints_is_resumable_and_idempotent(tmp_path: Path) 
 
     from oracle.store.repository import open_repository
 
-    async def stored() -> tuple[int, int, int]:
+    async def stored() -> tuple[int, int, int, list[bytes | None]]:
         repo = await open_repository(db)
         try:
             v14 = await repo.index_value("mainnet", 14, 284)
             v28 = await repo.index_value("mainnet", 28, 285)
             history = await repo.agreed_history("mainnet")
-            return v14.fixed, v28.fixed, len(history)
+            proofs = []
+            for epoch in (0, 1, 413):
+                record = await repo.get_retarget("mainnet", epoch)
+                assert record is not None
+                proofs.append(record.last_header)
+            return v14.fixed, v28.fixed, len(history), proofs
         finally:
             await repo.close()
 
-    fixed14, fixed28, count = asyncio.run(stored())
+    fixed14, fixed28, count, (genesis, first, last) = asyncio.run(stored())
     assert count == 414
+    # the proof's first half (height 2016e-1, checked by the retarget rule) is kept for
+    # every epoch but the genesis, which has no previous epoch
+    checkpoints = mainnet_checkpoints()
+    assert genesis is None
+    assert first == checkpoints[2015].raw and last == checkpoints[413 * 2016 - 1].raw
     assert str(fixed14) == by_epoch[284]["bme"]["14"]["fixed"]
     assert str(fixed28) == by_epoch[285]["bme"]["28"]["fixed"]
     assert str(fixed14).startswith("3958")  # 3.958E-05 x 10^18
