@@ -118,8 +118,9 @@ class Publisher:
         if last_header is None:
             raise ProofUnavailable(
                 f"epoch {epoch} was agreed without the oracle's own header at height "
-                f"{epoch * 2016 - 1} (bits checked by the [1/4, 4] bound, not the retarget "
-                "rule), so there is no chain-bound proof: it is stored and shown, not published"
+                f"{epoch * 2016 - 1} (its bits were checked by the [1/4, 4] bound, or it was "
+                "stored before the release that keeps that header), so there is no "
+                "chain-bound proof: it is stored and shown, not published"
             )
         try:
             return build_proof(epoch, bytes(last_header), bytes(raw_header))

@@ -133,6 +133,42 @@ async def test_reorg_before_confirmation_publishes_the_new_block(
         assert await accepted_events(anvil, address, "EpochReplaced") == []
 
 
+async def test_an_epoch_stored_without_its_proof_header_is_observed_again_at_start(
+    bitcoind_factory: NodeFactory, anvil: AnvilNode, pg_url: str, tmp_path: Path
+) -> None:
+    """An agreed, unpublished epoch without the 2016e-1 header (agreed before the release
+    that stores it, or by the bound check) gets it from a fresh observation at start."""
+    from oracle.store.repository import open_repository
+
+    node = bitcoind_factory()
+    node.mine(2016 + 2)
+    config, address = await publishing_config(pg_url, node, anvil, tmp_path / "k", confirmations=2)
+    block = str(node.rpc("getblockhash", 2016))
+    header = node.rpc("getblockheader", block)
+    repository = await open_repository(pg_url)
+    try:
+        stored = await repository.record_agreed(
+            "regtest",
+            epoch=1,
+            height=2016,
+            block_hash_hex=block,
+            bits=int(header["bits"], 16),
+            time=int(header["time"]),
+            raw_header=bytes.fromhex(_raw_header(node, block)),
+            sources=["bitcoind"],
+        )
+        assert stored.last_header is None
+    finally:
+        await repository.close()
+    service = Service(config)
+    async with running(service):
+        await wait_for(lambda: _is(service, 1, "published"), 60, "epoch 1 published")
+        record = await service.repository.get_retarget("regtest", 1)
+        assert record is not None and record.last_header is not None
+        assert record.last_header.hex() == _raw_header(node, header["previousblockhash"])
+    assert (await on_chain(anvil, address, 1)).block_hash_hex == block
+
+
 async def test_evm_node_restart_holds_then_recovers(
     bitcoind_factory: NodeFactory,
     anvil_factory: Callable[..., AnvilNode],
