@@ -182,13 +182,17 @@ class MonitorHub:
             return None
 
     async def readback(self, network: str, *, depth: int = 6) -> None:
-        """Scheduled: the contract must hold exactly what the database says was published."""
+        """Scheduled: the contract must hold exactly what the database says was published
+        (from its genesis on: epochs before it were published to an earlier contract)."""
         publisher = self.publisher
         if publisher is None:
             return
-        published = (await self.repository.epochs_with_status(network, RetargetStatus.PUBLISHED))[
-            -depth:
-        ]
+        genesis = await self._genesis()
+        published = [
+            epoch
+            for epoch in await self.repository.epochs_with_status(network, RetargetStatus.PUBLISHED)
+            if genesis is None or epoch >= genesis
+        ][-depth:]
         for epoch in published:
             record = await self.repository.get_retarget(network, epoch)
             if record is None:  # listed as published a moment ago; pruned or rolled back since
