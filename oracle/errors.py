@@ -35,7 +35,14 @@ and the service can tell "bad input / bad world" from a bug::
     │   ├── TxRejected         node refused (revert, nonce) -> alert; no blind retry
     │   │   └── ContractReverted   the contract's custom error, decoded (oracle.publish.contract)
     │   ├── TxNotConfirmed     timed out -> re-check receipt, resend the same raw tx
-    │   └── PublishDeferred    not our turn or too few signatures yet -> retry later, no alert
+    │   ├── PublishDeferred    not our turn, too few signatures, or the previous epoch is not
+    │   │                      on chain yet -> retry later, no alert
+    │   └── NotPublishable     this node can never land the epoch as it stands -> logged and
+    │       │                  alerted once per epoch and block, not retried in a loop
+    │       ├── ProofUnavailable  agreed without the oracle's own 2016e-1 header (bound or
+    │       │                     genesis check): stored and shown, no chain-bound proof
+    │       └── ReanchorRequired  the contract holds another block for the epoch and can no
+    │                             longer replace it (final): governance must re-anchor
     ├── ChainMoving            the tip moved during every read of a /v1/status snapshot
     │                          (oracle.monitor.chainread) -> 503, the client asks again
     ├── CompileError           solc missing, wrong version, compile error (oracle.publish.compile)
@@ -174,4 +181,19 @@ class TxNotConfirmed(PublishError):
 
 
 class PublishDeferred(PublishError):
-    """Publication must wait (another operator's turn, or too few signatures so far)."""
+    """Publication must wait (another operator's turn, too few signatures so far, or the
+    previous epoch is not on chain yet: the contract takes epochs in order)."""
+
+
+class NotPublishable(PublishError):
+    """The epoch cannot be landed by this node as things stand; retrying will not help."""
+
+
+class ProofUnavailable(NotPublishable):
+    """The epoch was agreed without the oracle's own header at height 2016e-1, so there is
+    no chain-bound proof for the contract (``retargets.last_header`` is empty)."""
+
+
+class ReanchorRequired(NotPublishable):
+    """The contract holds another block for the epoch and it is final (its challenge window
+    closed, or later epochs are stored on it): only a governance re-anchor can correct it."""

@@ -30,10 +30,11 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from oracle.config import Config
-from oracle.errors import PublishError, SourceError
+from oracle.errors import OracleError, PublishError, SourceError
 from oracle.publish.publisher import Publisher
 from oracle.sources.types import HeaderSource
 from oracle.store.repository import Repository
+from oracle.store.states import RetargetStatus
 from oracle.wiring import Components, build_api, build_components
 
 log = structlog.get_logger(__name__)
@@ -120,6 +121,8 @@ class Service:
         feed dies, which ends the service with an error.
         """
         parts = self.parts
+        async with self.pass_lock:
+            await self._refill_proofs()
         async for tips in parts.watcher.tip_batches():
             async with self.pass_lock:
                 with self._api_held():
@@ -134,6 +137,26 @@ class Service:
                 parts.api.note_tip(best.height, best.block_hash_hex)
             if self.stop_event.is_set():
                 return
+
+    async def _refill_proofs(self, *, recent: int = 16) -> None:
+        """Observe once more, at start, the agreed and unpublished epochs stored without the
+        proof's 2016e-1 header (agreed by the [1/4, 4] bound, or before the release that
+        stores it): an answer verified by the retarget rule fills it in. The most recent
+        ``recent`` epochs; the genesis epoch 0 has no such header."""
+        parts = self.parts
+        if parts.publisher is None:
+            return
+        network = self.config.network.name
+        agreed = await parts.repository.epochs_with_status(network, RetargetStatus.AGREED)
+        for epoch in agreed[-recent:]:
+            record = await parts.repository.get_retarget(network, epoch)
+            if epoch == 0 or record is None or record.last_header is not None:
+                continue
+            log.info("proof_header_refill", epoch=epoch)
+            try:
+                await parts.pipeline.on_observed(await parts.watcher.observe(epoch))
+            except OracleError as exc:  # the regular passes carry on; this was a bonus
+                log.warning("proof_header_refill_failed", epoch=epoch, error=str(exc))
 
     def _api_held(self) -> contextlib.AbstractContextManager[None]:
         """While a pass runs, the API keeps its snapshot and rebuilds once afterwards."""

@@ -35,6 +35,7 @@ from oracle.agreement.reorg import (
 )
 from oracle.agreement.verify import VerificationResult, retarget_heights, verify_retarget
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS, Network
+from oracle.bitcoin.header import Header
 from oracle.errors import SourceError, SourceTimeout
 from oracle.sources.types import HeaderSource, Observation, SourceFailure, Tip, utc_now
 
@@ -54,6 +55,9 @@ class EpochObserved:
     trigger: Tip | None = None
     #: earlier failures of the same round (e.g. the 2016e-2016/2016e-1 fetch) by source
     side_failures: tuple[SourceFailure, ...] = field(default=())
+    #: the header at 2016e-1 each source served (the parent the retarget rule was checked
+    #: with): the first half of the contract's proof, stored with the agreed epoch
+    last_headers: Mapping[str, Header] = field(default_factory=dict)
 
 
 WatchEvent = EpochObserved | TipRegressed | RetargetOrphaned
@@ -127,7 +131,9 @@ class RetargetWatcher:
 
     async def _observe_source(
         self, source: HeaderSource, epoch: int
-    ) -> tuple[Observation | SourceFailure, VerificationResult | None, SourceFailure | None]:
+    ) -> tuple[
+        Observation | SourceFailure, VerificationResult | None, SourceFailure | None, Header | None
+    ]:
         heights = retarget_heights(epoch)
         height = epoch * EPOCH_BLOCKS
         side: SourceFailure | None = None
@@ -139,13 +145,15 @@ class RetargetWatcher:
                 first, last = observations[0].header, observations[1].header
         except SourceError as exc:
             if len(heights) == 1:
-                return SourceFailure.from_error(exc, source=source.name, height=height), None, None
+                failure = SourceFailure.from_error(exc, source=source.name, height=height)
+                return failure, None, None, None
             # the retarget block alone still allows the [1/4, 4] check
             side = SourceFailure.from_error(exc, source=source.name, height=heights[0])
             try:
                 (retarget,) = await self._fetch(source, [height])
             except SourceError as exc2:
-                return SourceFailure.from_error(exc2, source=source.name, height=height), None, side
+                failure = SourceFailure.from_error(exc2, source=source.name, height=height)
+                return failure, None, side, None
         verification = verify_retarget(
             self.network,
             epoch=epoch,
@@ -155,18 +163,23 @@ class RetargetWatcher:
             previous_bits=self._previous_bits(epoch),
             source=source.name,
         )
-        return retarget, verification, side
+        return retarget, verification, side, last
 
     async def observe(self, epoch: int, *, trigger: Tip | None = None) -> EpochObserved:
         """Ask every source about ``epoch``, verify, cross-check; remember it when agreed."""
         answers = await asyncio.gather(*(self._observe_source(s, epoch) for s in self.sources))
-        results = tuple(result for result, _, _ in answers)
+        results = tuple(result for result, _, _, _ in answers)
         verifications = {
             result.source: verification
-            for result, verification, _ in answers
+            for result, verification, _, _ in answers
             if verification is not None and isinstance(result, Observation)
         }
-        side = tuple(s for _, _, s in answers if s is not None)
+        side = tuple(s for _, _, s, _ in answers if s is not None)
+        last_headers = {
+            result.source: last
+            for result, _, _, last in answers
+            if last is not None and isinstance(result, Observation)
+        }
         outcome = cross_check(epoch, results, quorum=self.quorum, verified=verifications)
         if isinstance(outcome, Agreed):
             self.agreed[epoch] = outcome
@@ -186,6 +199,7 @@ class RetargetWatcher:
             observed_at=utc_now(),
             trigger=trigger,
             side_failures=side,
+            last_headers=last_headers,
         )
 
     async def observe_epoch(self, epoch: int) -> tuple[Outcome, list[Observation | SourceFailure]]:

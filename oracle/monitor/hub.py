@@ -6,8 +6,12 @@ Implements ``oracle.pipeline.Notifier`` and the source-call callback of
 signer_balance_low, readback_mismatch, peer_conflict); the hub adds the two
 incidents only the pipeline can see:
 
-* ``publish_failed``      publishing an agreed epoch failed (retried every 15 s)
-* ``orphaned_published``  a published retarget left the best chain (cannot be undone on chain)
+* ``publish_failed``      publishing an agreed epoch failed (retried every 15 s; a refusal
+                          retrying cannot fix, such as ``ProofUnavailable``, is raised once)
+* ``orphaned_published``  a published retarget left the best chain: one critical alert that
+                          says whether the daemon will replace it on chain (its challenge
+                          window is open; resolved when the replacement lands) or a re-anchor
+                          by governance is needed
 """
 
 from __future__ import annotations
@@ -87,18 +91,37 @@ class MonitorHub:
         for name, claims in fields.items():
             await self.watchdog.disagreement(epoch, name, {s: str(v) for s, v in claims.items()})
 
-    async def orphaned(self, epoch: int, block_hash_hex: str, *, published: bool) -> None:
+    async def orphaned(
+        self, epoch: int, block_hash_hex: str, *, published: bool, detail: str | None = None
+    ) -> None:
+        """A retarget left the best chain; when it was published, one critical alert whose
+        ``detail`` (from the contract) says whether the daemon will replace it on chain."""
         if not published:
             log.warning("retarget_orphaned_before_publication", epoch=epoch, block=block_hash_hex)
             return
         self.metrics.count_orphaned_published()
+        message = f"published retarget of epoch {epoch} ({block_hash_hex}) left the best chain"
         await self.alerter.alert(
             ORPHANED_PUBLISHED,
-            f"published retarget of epoch {epoch} ({block_hash_hex}) left the best chain",
+            f"{message}; {detail}" if detail else message,
             key=f"epoch:{epoch}",
             severity="critical",
             epoch=epoch,
             block=block_hash_hex,
+        )
+
+    async def replaced(
+        self, epoch: int, old_hash_hex: str | None, new_hash_hex: str, tx_hash: str | None
+    ) -> None:
+        """The daemon replaced an orphaned publication on chain: the incident is over."""
+        await self.alerter.resolve(
+            ORPHANED_PUBLISHED,
+            f"epoch {epoch} replaced on chain by block {new_hash_hex} (tx {tx_hash})",
+            key=f"epoch:{epoch}",
+            epoch=epoch,
+            old_block=old_hash_hex,
+            block=new_hash_hex,
+            tx_hash=tx_hash,
         )
 
     async def published(self, epoch: int, tx_hash: str | None, *, height: int, time: int) -> None:
@@ -134,9 +157,13 @@ class MonitorHub:
     # -- scheduled checks ------------------------------------------------------------------
 
     async def check_publication(self, network: str) -> None:
-        """Scheduled: agreed epochs still unpublished past the threshold are late."""
+        """Scheduled: agreed epochs still unpublished past the threshold are late (epochs
+        before the contract's genesis are never published, so never late)."""
         late = 0
+        genesis = await self._genesis()
         for epoch in await self.repository.epochs_with_status(network, RetargetStatus.AGREED):
+            if genesis is not None and epoch < genesis:
+                continue
             record = await self.repository.get_retarget(network, epoch)
             if record is not None and await self.watchdog.publication(
                 epoch=epoch, retarget_time=record.time, published=False, now=_now()
@@ -144,14 +171,28 @@ class MonitorHub:
                 late += 1
         self.metrics.set_publication_late_epochs(late)
 
+    async def _genesis(self) -> int | None:
+        """The contract's genesis epoch, None without a publisher or when it cannot be read."""
+        if self.publisher is None:
+            return None
+        try:
+            return await self.publisher.oracle.first_epoch()
+        except Exception as exc:  # a scheduled check, not a reason to fail
+            log.warning("genesis_unavailable", error=str(exc))
+            return None
+
     async def readback(self, network: str, *, depth: int = 6) -> None:
-        """Scheduled: the contract must hold exactly what the database says was published."""
+        """Scheduled: the contract must hold exactly what the database says was published
+        (from its genesis on: epochs before it were published to an earlier contract)."""
         publisher = self.publisher
         if publisher is None:
             return
-        published = (await self.repository.epochs_with_status(network, RetargetStatus.PUBLISHED))[
-            -depth:
-        ]
+        genesis = await self._genesis()
+        published = [
+            epoch
+            for epoch in await self.repository.epochs_with_status(network, RetargetStatus.PUBLISHED)
+            if genesis is None or epoch >= genesis
+        ][-depth:]
         for epoch in published:
             record = await self.repository.get_retarget(network, epoch)
             if record is None:  # listed as published a moment ago; pruned or rolled back since

@@ -6,28 +6,38 @@ is configured. ``oracle.wiring.build_publisher`` then returns a
 read-back use it unchanged) whose ``publish_epoch`` first asks the
 ``Coordinator``:
 
-1. Sign the report with this node's authorised keys and store the signature
-   (``source = "self"``) — only here, and ``publish_epoch`` is only called for
-   epochs the pipeline stored as agreed by its own quorum and header checks,
-   with enough confirmations. The API serves it at ``/v1/attestations/{epoch}``.
+1. Ask the contract what the epoch needs (``Publisher.plan``): only a ``submit``
+   or a ``replace`` (the correction path after a reorg) needs signatures. Sign
+   the report (under the contract's current ``configVersion``) with this node's
+   authorised keys and store the signature (``source = "self"``) — only here,
+   only with this node's own chain-bound proof at hand, and ``publish_epoch`` is
+   only called for epochs the pipeline stored as agreed by its own quorum and
+   header checks, with enough confirmations. The API serves it at
+   ``/v1/attestations/{epoch}``.
 2. Count valid signatures over exactly this report: ours plus peers' stored
    ones whose signer the contract authorises *now* (short of ``threshold``, the
    peers are asked at once, waiting at most ``INLINE_WAIT_S``).
 3. Whose turn is it (``signers.submit_rank``)? Rank 0 submits at once; rank k
    waits ``k x submit_delay_s`` from the moment this node first held the
    threshold, then submits unless the contract has the epoch by then.
-4. Not submitting now? If the contract already has the epoch, the publisher
-   records it (the contract is the only source of truth for "done");
-   otherwise ``PublishDeferred`` says why and the pipeline retries quietly.
+4. Not submitting now? If the contract already has this block for the epoch,
+   the publisher records it (the contract is the only source of truth for
+   "done"); otherwise ``PublishDeferred`` says why and the pipeline retries
+   quietly.
 
 ``poll()`` runs as a scheduled job: for each agreed epoch this node has
 signed, it asks every peer (``client.PeerClient``) in a background task per
 peer, so a slow peer never holds up the others or the node. Each answer is
 checked entry by entry: the signature must recover to its claimed signer, the
 signer must be in the contract's set, and the report must equal ours. A valid
-signature over a *different* report for the same epoch is a conflict: logged,
-counted and alerted (``Watchdog.peer_conflict``), and both signed reports are
-kept as evidence (``record_conflicting_attestation`` -> ``/v1/disagreements``).
+signature over a *different* block for the same epoch, under the current
+signer configuration, is a conflict: logged, counted and alerted
+(``Watchdog.peer_conflict``), and both signed reports are kept as evidence
+(``record_conflicting_attestation`` -> ``/v1/disagreements``). Not conflicts: a
+signature under another configuration version (void on chain, made before a
+signer change), and one over a block this node itself agreed for the epoch
+before a reorg orphaned it (honest peers signed it too; after the reorg they
+sign the new block, which goes on chain through ``replace``).
 ``poll()`` returns True when a publication pass is worth running now.
 """
 
@@ -48,6 +58,7 @@ from oracle.peers.wire import PeerDataError, SignedReport
 from oracle.publish.contract import ContractReverted
 from oracle.publish.publisher import Publisher
 from oracle.publish.signing import Report, ReportSignature, recover_signer
+from oracle.publish.txmanager import Outcome
 from oracle.store.states import RetargetStatus
 
 log = structlog.get_logger(__name__)
@@ -218,8 +229,8 @@ class Coordinator:
     async def ready_to_submit(self, epoch: int, raw_header: bytes) -> None:
         """Return when this node should hand the epoch to the publisher now; otherwise raise
         ``PublishDeferred`` saying why (too few signatures, or another operator's turn)."""
-        report = self.publisher.report_for(epoch, raw_header)
         signer_set = await self.signer_set()
+        report = self.publisher.report_for(epoch, raw_header, signer_set.config_version)
         await self.attest(report, signer_set)
         held = await self._held(report, signer_set)
         if held < signer_set.threshold:
@@ -230,8 +241,8 @@ class Coordinator:
             held = await self._held(report, signer_set)
         if held >= signer_set.threshold and self._wait_s(report, signer_set) <= 0:
             return
-        if await self.publisher.oracle.retarget(epoch) is not None:
-            return  # on chain already: the publisher records it (or refuses a rival block)
+        if await self._on_chain(report):
+            return  # on chain already: the publisher records it
         if held < signer_set.threshold:
             raise PublishDeferred(
                 f"epoch {epoch}: {held} of {signer_set.threshold} signatures so far"
@@ -240,6 +251,12 @@ class Coordinator:
             f"epoch {epoch}: {signer_set.designated(epoch)} submits first; our turn in "
             f"{self._wait_s(report, signer_set):.1f} s unless the contract has it by then"
         )
+
+    async def _on_chain(self, report: Report) -> bool:
+        """Whether the contract holds this report's block for its epoch (another operator
+        submitted or replaced it)."""
+        stored = await self.publisher.oracle.retarget(report.epoch)
+        return stored is not None and stored.block_hash_hex == report.block_hash_hex
 
     async def _held(self, report: Report, signer_set: SignerSet) -> int:
         """Valid signatures over ``report`` this node holds (its own plus peers')."""
@@ -264,10 +281,10 @@ class Coordinator:
         Returns True when a publication pass should run now: the oldest such epoch is on
         chain, or this node holds the threshold and it is its turn."""
         try:
-            pending = await self._pending()
+            signer_set = await self.signer_set()
+            pending = await self._pending(signer_set)
             if not pending:
                 return False
-            signer_set = await self.signer_set()
         except OracleError as exc:
             log.warning("peer_poll_skipped", error=str(exc), error_type=type(exc).__name__)
             return False
@@ -293,7 +310,7 @@ class Coordinator:
 
         return done
 
-    async def _pending(self) -> list[Report]:
+    async def _pending(self, signer_set: SignerSet) -> list[Report]:
         """Agreed, unpublished epochs (oldest first) that this node has already signed."""
         publisher = self.publisher
         reports = []
@@ -302,7 +319,7 @@ class Coordinator:
             record = await self.repository.get_retarget(self.network, epoch)
             if record is None or not record.raw_header:
                 continue
-            report = publisher.report_for(epoch, record.raw_header)
+            report = publisher.report_for(epoch, record.raw_header, signer_set.config_version)
             if report in self._attested:
                 reports.append(report)
                 continue
@@ -320,7 +337,7 @@ class Coordinator:
         if held >= signer_set.threshold and self._wait_s(report, signer_set) <= 0:
             return True
         try:
-            return await self.publisher.oracle.retarget(report.epoch) is not None
+            return await self._on_chain(report)
         except OracleError as exc:
             log.warning("peer_poll_chain_read_failed", error=str(exc))
             return False
@@ -359,6 +376,8 @@ class Coordinator:
         if entry.signer not in signer_set:
             log.debug("peer_signer_not_authorised", peer=peer.label, signer=entry.signer)
             return
+        if entry.report != ours and await self._not_a_conflict(peer, ours, entry.report):
+            return
         if entry.report == ours:
             if await self.repository.save_attestation(
                 chain_id=publisher.chain_id,
@@ -375,6 +394,23 @@ class Coordinator:
                 )  # fmt: skip
             return
         await self._conflict(peer, ours, entry, signer_set)
+
+    async def _not_a_conflict(self, peer: Peer, ours: Report, theirs: Report) -> bool:
+        """A different report that is no evidence of lying: another signer configuration
+        (void on chain), or a block this node itself agreed for the epoch before a reorg."""
+        if theirs.config_version != ours.config_version:
+            log.debug("peer_signature_other_config", peer=peer.label, version=theirs.config_version)
+            return True
+        record = await self.repository.get_retarget(self.network, ours.epoch)
+        orphaned = {
+            candidate.block_hash_hex
+            for candidate in ((record, *record.others) if record is not None else ())
+            if candidate.status == RetargetStatus.ORPHANED and candidate.agreed_at is not None
+        }
+        if theirs.block_hash_hex in orphaned:
+            log.info("peer_signature_orphaned_block", peer=peer.label, block=theirs.block_hash_hex)
+            return True
+        return False
 
     async def _conflict(
         self, peer: Peer, ours: Report, entry: SignedReport, signer_set: SignerSet
@@ -432,16 +468,21 @@ class CoordinatedPublisher(Publisher):
         coordinator.bind(publisher)
         return publisher
 
-    async def publish_epoch(self, epoch: int, raw_header: bytes) -> str | None:
-        await self.coordinator.ready_to_submit(epoch, raw_header)
+    async def publish_epoch(
+        self, epoch: int, raw_header: bytes, last_header: bytes | None = None
+    ) -> Outcome:
+        plan = await self.plan(epoch, raw_header)
+        if plan.action in ("submit", "replace"):
+            self.proof_for(epoch, raw_header, last_header)  # no proof here: never sign it
+            await self.coordinator.ready_to_submit(epoch, raw_header)
         try:
-            return await super().publish_epoch(epoch, raw_header)
+            return await super().publish_epoch(epoch, raw_header, last_header)
         except ContractReverted as exc:
             if exc.name not in ALREADY_STORED:
                 raise
             # Another operator's transaction got in first; the contract now says done.
             log.info("published_by_another_operator", epoch=epoch)
-            return await super().publish_epoch(epoch, raw_header)
+            return await super().publish_epoch(epoch, raw_header, last_header)
 
     async def poll_peers(self) -> bool:
         """The service's scheduled peer job (see ``Coordinator.poll``)."""

@@ -26,15 +26,20 @@ from oracle.publish.evmnode import TRANSIENT_ERRORS
 
 @dataclass(frozen=True, slots=True)
 class SignerSet:
-    """Authorised signers (ascending by address value, as the contract orders them) and M."""
+    """Authorised signers (ascending by address value, as the contract orders them), M, and
+    the signer-configuration version every report must carry (signatures made under an
+    older version are void on chain)."""
 
     signers: tuple[str, ...]
     threshold: int
+    config_version: int = 1
 
     @classmethod
-    def of(cls, signers: Iterable[str], threshold: int) -> SignerSet:
+    def of(cls, signers: Iterable[str], threshold: int, config_version: int = 1) -> SignerSet:
         checksummed = {to_checksum_address(s) for s in signers}
-        return cls(tuple(sorted(checksummed, key=lambda a: int(a, 16))), int(threshold))
+        return cls(
+            tuple(sorted(checksummed, key=lambda a: int(a, 16))), int(threshold), config_version
+        )
 
     def __contains__(self, address: object) -> bool:
         return isinstance(address, str) and to_checksum_address(address) in self.signers
@@ -59,14 +64,16 @@ def submit_rank(epoch: int, signer_set: SignerSet, own: Iterable[str]) -> int | 
 
 
 async def read_signer_set(oracle: OracleContract) -> SignerSet:
-    """``signers()`` and ``threshold()`` from the contract; errors become ``PublishError``."""
+    """``signers()``, ``threshold()`` and ``configVersion()`` from the contract; errors become
+    ``PublishError``."""
     functions = oracle.contract.functions
     try:
         signers = await functions.signers().call()
         threshold = await functions.threshold().call()
+        version = await functions.configVersion().call()
     except (ContractLogicError, Web3RPCError) as exc:
         reverted = revert_from_exception(exc)
         raise (reverted or PublishError(f"signer set read failed: {exc}")) from exc
     except TRANSIENT_ERRORS as exc:
         raise PublishError(f"EVM node unreachable: {type(exc).__name__}") from exc
-    return SignerSet.of((str(s) for s in signers), int(threshold))
+    return SignerSet.of((str(s) for s in signers), int(threshold), int(version))

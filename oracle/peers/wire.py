@@ -6,12 +6,16 @@ drift apart. A body is::
     {"epoch": 1, "chain_id": 31337, "contract_address": "0x...",
      "attestations": [{"signer": "0x...", "signature": "0x<65 bytes>",
                        "report": {"epoch": 1, "block_hash_hex": "<64 hex>",
-                                  "bits": 545259519, "time": 1296688602}}]}
+                                  "bits": 545259519, "time": 1296688602,
+                                  "config_version": 1}}]}
 
 The report fields mirror ``oracle.publish.signing.Report`` (the EIP-712
-message). Signatures are public; keys never appear. Parsing is strict: a
-body that is not this shape is garbage (``PeerDataError``); one malformed
-entry inside an otherwise good body is dropped and reported, not fatal.
+message, contract v2: ``config_version`` is the contract's signer-configuration
+version the signature was made under). The same report serves ``submit`` and,
+after a reorg, ``replace``: the contract function is not part of what is
+signed. Signatures are public; keys never appear. Parsing is strict: a body
+that is not this shape is garbage (``PeerDataError``); one malformed entry
+inside an otherwise good body is dropped and reported, not fatal.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from eth_utils.address import is_hex_address, to_checksum_address
 
 from oracle.errors import InputError, PeerError
 from oracle.publish.signing import SIGNATURE_SIZE, Report
+
+#: The fields of a signed report on the wire (``Report.as_dict``), and its integer ones.
+REPORT_FIELDS = ("epoch", "block_hash_hex", "bits", "time", "config_version")
+INTEGER_FIELDS = ("epoch", "bits", "time", "config_version")
 
 
 class PeerDataError(PeerError):
@@ -61,16 +69,13 @@ class SignedReport:
             raise PeerDataError("attestation signature is not hex") from None
         if len(raw) != SIGNATURE_SIZE:
             raise PeerDataError(f"attestation signature should be {SIGNATURE_SIZE} bytes")
-        if not isinstance(report, Mapping) or set(report) != {
-            "epoch",
-            "block_hash_hex",
-            "bits",
-            "time",
-        }:
-            raise PeerDataError("attestation report should have epoch, block_hash_hex, bits, time")
+        if not isinstance(report, Mapping) or set(report) != set(REPORT_FIELDS):
+            raise PeerDataError(f"attestation report should have {', '.join(REPORT_FIELDS)}")
         if any(isinstance(report[k], bool) or not isinstance(report[k], int)
-               for k in ("epoch", "bits", "time")):  # fmt: skip
-            raise PeerDataError("attestation report epoch, bits and time should be integers")
+               for k in INTEGER_FIELDS):  # fmt: skip
+            raise PeerDataError(
+                f"attestation report {', '.join(INTEGER_FIELDS)} should be integers"
+            )
         try:
             parsed = Report.from_dict(report)
         except (InputError, TypeError, ValueError) as exc:

@@ -192,9 +192,13 @@ class OracleContract:
         self.address = to_checksum_address(address)
         self.contract = w3.eth.contract(address=self.address, abi=load_artifact(ORACLE)["abi"])
 
-    async def _call(self, function: str, *args: Any) -> Any:
+    async def _call(self, function: str, *args: Any, block: str = "latest") -> Any:
+        """Call a view; ``block="pending"`` for views that read ``block.timestamp`` (the
+        time the next transaction sees; anvil answers "latest" calls with a stale time)."""
         try:
-            return await getattr(self.contract.functions, function)(*args).call()
+            return await getattr(self.contract.functions, function)(*args).call(
+                block_identifier=block
+            )
         except (ContractLogicError, Web3RPCError) as exc:
             reverted = revert_from_exception(exc)
             if reverted is None:
@@ -229,16 +233,17 @@ class OracleContract:
         return int(await self._call("challengeWindow"))
 
     async def final_at(self, epoch: int) -> int:
-        """0 if stored ``epoch`` is final, else when it becomes final (end of the window)."""
-        return int(await self._call("finalAt", epoch))
+        """0 if stored ``epoch`` is final, else when it becomes final (end of the window),
+        as the next transaction will see it (the pending block's time)."""
+        return int(await self._call("finalAt", epoch, block="pending"))
 
     async def bme_final(self, n_days: int, epoch: int) -> int:
         """BME_N(epoch) x 10^18, only once the epoch is final (else ``EpochNotFinal``)."""
-        return int(await self._call("bmeFinal", n_days, epoch))
+        return int(await self._call("bmeFinal", n_days, epoch, block="pending"))
 
     async def bme_at_final(self, n_days: int, at_time: int) -> tuple[int, int]:
         """(BME_N x 10^18, epoch) final at ``at_time`` (else ``NoEpochAfter``/``EpochNotFinal``)."""
-        value, epoch = await self._call("bmeAtFinal", n_days, at_time)
+        value, epoch = await self._call("bmeAtFinal", n_days, at_time, block="pending")
         return int(value), int(epoch)
 
     async def retarget(self, epoch: int) -> OnChainRetarget | None:
@@ -314,11 +319,14 @@ class OracleContract:
         sender: str,
         function: str = "submit",
     ) -> None:
-        """eth_call ``submit`` (or ``replace``): raises ``ContractReverted`` with the refusal."""
+        """eth_call ``submit`` (or ``replace``) on the pending block (the time the
+        transaction will see): raises ``ContractReverted`` with the refusal."""
+        if function not in ("submit", "replace"):
+            raise PublishError(f"no report function {function!r}")
         call = getattr(self.contract.functions, function)
         try:
             await call(report.as_tuple(), signatures, proof).call(
-                {"from": to_checksum_address(sender)}
+                {"from": to_checksum_address(sender)}, block_identifier="pending"
             )
         except (ContractLogicError, Web3RPCError) as exc:
             reverted = revert_from_exception(exc)

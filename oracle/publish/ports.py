@@ -8,6 +8,8 @@ read (and type-checked) without each other.
 
 Submission states: signed -> broadcast -> mined -> confirmed, or reverted / failed /
 abandoned; ``signed``, ``broadcast`` and ``mined`` are live (``reconcile`` resumes them).
+A submission is one (contract, epoch, block): the stored report says whether it goes
+through ``submit`` or, after a reorg, ``replace``, and carries the chain-bound proof.
 
 ``StepObserver`` is the manager's one extension point: it is told when a submission
 reaches ``created`` (stored, no transaction yet), ``signed`` (transaction stored, not
@@ -31,6 +33,8 @@ class SubmissionRow(Protocol):
     def id(self) -> int: ...
     @property
     def epoch(self) -> int: ...
+    @property
+    def block_hash_hex(self) -> str: ...
     @property
     def report(self) -> dict[str, Any]: ...
     @property
@@ -62,6 +66,8 @@ class SubmissionStore(Protocol):
         epoch: int,
         signers: Sequence[str],
         report: Mapping[str, Any],
+        *,
+        block_hash_hex: str | None = None,
     ) -> int: ...
 
     async def add_submission_tx(
@@ -91,7 +97,11 @@ class SubmissionStore(Protocol):
     ) -> Sequence[SubmissionRow]: ...
 
     async def submission_for_epoch(
-        self, chain_id: int, contract_address: str, epoch: int
+        self,
+        chain_id: int,
+        contract_address: str,
+        epoch: int,
+        block_hash_hex: str | None = None,
     ) -> SubmissionRow | None: ...
 
     async def submission_txs(self, submission_id: int) -> Sequence[SubmissionTxRow]: ...

@@ -2,10 +2,15 @@
 
 Where it sits: the last stage of the pipeline (``pipeline.publish_confirmed``
 calls ``publish_epoch``; ``bme-oracle publish --epoch E`` does the same by
-hand). It builds the EIP-712 ``Report`` from the retarget header, signs it
-with this host's operator keys (plus any signatures collected from other
-operators), and hands it to the ``TxManager``, which owns nonces, fees,
-replacements, confirmations and crash recovery. ``reconcile`` runs on start.
+hand). It first asks the contract what the epoch needs (``plan.plan_epoch``:
+nothing below the genesis or when the block is already there, ``submit`` for
+the next epoch, ``replace`` inside the challenge window after a reorg), then
+builds the chain-bound proof (the stored headers at 2016e-1 and 2016e,
+``anchor.build_proof``) and the EIP-712 ``Report`` under the contract's current
+``configVersion``, signs it with this host's operator keys (plus any signatures
+collected from other operators), and hands it to the ``TxManager``, which owns
+nonces, fees, fee bumps, confirmations and crash recovery. ``reconcile`` runs
+on start.
 
 ``build_publisher(config, repository)`` wires it from ``PublisherConfig``:
 keystores decrypted with the password from ``ORACLE_PUBLISHER__KEYSTORE_PASSWORD``
@@ -14,6 +19,7 @@ or ``keystore_password_file``; the key material stays inside ``KeystoreAccount``
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -22,10 +28,12 @@ from web3 import AsyncWeb3
 
 from oracle.bitcoin.header import parse_header
 from oracle.config import Config, read_secret
-from oracle.errors import ConfigError, PublishError
+from oracle.errors import ConfigError, InputError, ProofUnavailable, PublishError
+from oracle.publish.anchor import build_proof
 from oracle.publish.contract import OnChainRetarget, OracleContract, connect
 from oracle.publish.evmnode import RPC_ERRORS
 from oracle.publish.fees import FeePolicy
+from oracle.publish.plan import Correction, Plan, correction_outlook, plan_epoch
 from oracle.publish.ports import SubmissionStore
 from oracle.publish.signing import (
     KeystoreAccount,
@@ -89,9 +97,35 @@ class Publisher:
 
     # -------------------------------------------------------------- publishing
 
-    def report_for(self, epoch: int, raw_header: bytes) -> Report:
-        """The report of ``epoch`` from its retarget header (the hash is computed here)."""
-        return Report.for_epoch(epoch, parse_header(bytes(raw_header)))
+    def report_for(self, epoch: int, raw_header: bytes, config_version: int) -> Report:
+        """The report of ``epoch`` from its retarget header (the hash is computed here),
+        under the contract's signer configuration ``config_version``."""
+        return Report.for_epoch(epoch, parse_header(bytes(raw_header)), config_version)
+
+    async def plan(self, epoch: int, raw_header: bytes) -> Plan:
+        """What the contract needs for this block of ``epoch`` (``plan.plan_epoch``)."""
+        return await plan_epoch(self.oracle, epoch, parse_header(bytes(raw_header)).block_hash_hex)
+
+    async def correction(self, epoch: int, orphaned_hex: str, *, confirmations: int) -> Correction:
+        """Can a published block of ``epoch`` that left the best chain still be replaced?"""
+        return await correction_outlook(
+            self.oracle, epoch, orphaned_hex, confirmations=confirmations
+        )
+
+    @staticmethod
+    def proof_for(epoch: int, raw_header: bytes, last_header: bytes | None) -> bytes:
+        """The 160-byte chain-bound proof; ``ProofUnavailable`` without the 2016e-1 header."""
+        if last_header is None:
+            raise ProofUnavailable(
+                f"epoch {epoch} was agreed without the oracle's own header at height "
+                f"{epoch * 2016 - 1} (its bits were checked by the [1/4, 4] bound, or it was "
+                "stored before the release that keeps that header), so there is no "
+                "chain-bound proof: it is stored and shown, not published"
+            )
+        try:
+            return build_proof(epoch, bytes(last_header), bytes(raw_header))
+        except InputError as exc:  # the store checks the link; a mismatch here is a bug
+            raise PublishError(str(exc)) from exc
 
     async def sign(self, report: Report) -> list[ReportSignature]:
         """This host's signatures plus valid collected ones, one per signer."""
@@ -115,34 +149,81 @@ class Publisher:
                 signatures.setdefault(item.signer, item)
         return list(signatures.values())
 
-    async def publish(self, epoch: int, raw_header: bytes) -> Outcome:
-        """Sign and land one epoch; an epoch already on chain is an ``already_on_chain`` outcome."""
-        report = self.report_for(epoch, raw_header)
-        with structlog.contextvars.bound_contextvars(epoch=epoch, block=report.block_hash_hex):
-            outcome = await self.manager.submit(report, await self.sign(report), bytes(raw_header))
-            log.info("publish_outcome", status=outcome.status, tx_hash=outcome.tx_hash)
+    async def publish(
+        self,
+        epoch: int,
+        raw_header: bytes,
+        last_header: bytes | None = None,
+        *,
+        plan: Plan | None = None,
+    ) -> Outcome:
+        """Land this block of ``epoch`` as the contract needs it (see ``plan``).
+
+        Returns ``before_genesis`` (nothing to do), ``already_on_chain`` or ``confirmed``
+        (``function`` says whether a ``submit`` or a ``replace`` stored it). Raises
+        ``PublishDeferred`` while earlier epochs are missing on chain, ``ReanchorRequired``
+        when the contract holds another, final block, and ``ProofUnavailable`` when the
+        epoch has to be sent but was agreed without its 2016e-1 header.
+        """
+        retarget = parse_header(bytes(raw_header))
+        with structlog.contextvars.bound_contextvars(epoch=epoch, block=retarget.block_hash_hex):
+            plan = plan or await self.plan(epoch, raw_header)
+            if plan.action == "before_genesis":
+                return Outcome(epoch=epoch, status="before_genesis")
+            if plan.action == "on_chain":
+                return await self.manager.settle(epoch, retarget.block_hash_hex)
+            proof = self.proof_for(epoch, raw_header, last_header)
+            report = self.report_for(epoch, raw_header, await self.oracle.config_version())
+            if plan.action == "replace":
+                log.warning(
+                    "replacing_on_chain",
+                    on_chain=plan.on_chain_hex,
+                    window_closes_at=plan.window_closes_at,
+                )
+            outcome = await self.manager.submit(
+                report, await self.sign(report), proof, function=plan.action
+            )
+            log.info(
+                "publish_outcome",
+                status=outcome.status,
+                function=outcome.function,
+                tx_hash=outcome.tx_hash,
+            )
             return outcome
 
-    async def publish_epoch(self, epoch: int, raw_header: bytes) -> str | None:
-        """The pipeline's entry point: the hash of the transaction that stored the epoch.
-
-        When the epoch was already on chain (another operator, an earlier run), the
-        hash comes from the contract's ``ReportAccepted`` event; None only if no such
-        event can be found (e.g. a pruned node).
+    async def publish_epoch(
+        self, epoch: int, raw_header: bytes, last_header: bytes | None = None
+    ) -> Outcome:
+        """The pipeline's entry point: ``publish``, with the hash of the transaction that
+        stored the block filled in when it was already on chain (another operator, an
+        earlier run), from the contract's ``ReportAccepted``/``EpochReplaced`` events; it
+        stays None only if no such event can be found (e.g. a pruned node, or the genesis).
         """
-        outcome = await self.publish(epoch, raw_header)
-        if outcome.tx_hash is not None:
-            return outcome.tx_hash
-        return await self.accepted_tx_hash(epoch)
+        outcome = await self.publish(epoch, raw_header, last_header)
+        if outcome.tx_hash is not None or outcome.status == "before_genesis":
+            return outcome
+        block = parse_header(bytes(raw_header)).block_hash_hex
+        return dataclasses.replace(outcome, tx_hash=await self.accepted_tx_hash(epoch, block))
 
-    async def accepted_tx_hash(self, epoch: int) -> str | None:
-        """The transaction whose ``ReportAccepted`` event stored ``epoch``."""
-        event = self.oracle.contract.events.ReportAccepted()
-        logs = await event.get_logs(from_block=0, argument_filters={"epoch": epoch})
-        for entry in logs:
-            tx_hash = entry["transactionHash"]
-            return tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()
-        return None
+    async def accepted_tx_hash(self, epoch: int, block_hash_hex: str | None = None) -> str | None:
+        """The transaction whose ``ReportAccepted`` (or, for a replacement, ``EpochReplaced``)
+        event stored ``block_hash_hex`` (any block, without it) as ``epoch``; the latest."""
+        found: list[tuple[int, int, Any]] = []
+        events = self.oracle.contract.events
+        for event, field in (
+            (events.ReportAccepted(), "blockHash"),
+            (events.EpochReplaced(), "newHash"),
+        ):
+            for entry in await event.get_logs(from_block=0, argument_filters={"epoch": epoch}):
+                stored = bytes(entry["args"][field]).hex()
+                if block_hash_hex is None or stored == block_hash_hex:
+                    found.append(
+                        (entry["blockNumber"], entry["logIndex"], entry["transactionHash"])
+                    )
+        if not found:
+            return None
+        tx_hash = max(found, key=lambda item: (item[0], item[1]))[2]
+        return tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()
 
     async def read_back(self, epoch: int) -> OnChainRetarget | None:
         """What the contract holds for ``epoch`` (None if nothing)."""

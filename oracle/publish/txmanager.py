@@ -1,12 +1,15 @@
 """The transaction manager: land each signed report on chain exactly once, whatever happens.
 
-Where it sits: ``publisher.py`` hands it a signed report and the retarget
-header; it owns the EVM side from there. The rules (DESIGN.md "Publication
-rules", STYLE.md section 9):
+Where it sits: ``publisher.py`` hands it a signed report, its chain-bound proof
+(the raw headers at 2016e-1 and 2016e) and the contract function (``submit``, or
+``replace`` for the correction path after a reorg); it owns the EVM side from
+there. The rules (DESIGN.md "Publication rules", STYLE.md section 9):
 
-* The submission, its nonce and its signed raw transaction are written to the
-  store BEFORE the first byte goes to the node, so a crash at any point leaves
-  enough on disk to finish the job or prove it finished.
+* The submission (report, signatures, proof, function), its nonce and its
+  signed raw transaction are written to the store BEFORE the first byte goes to
+  the node, so a crash at any point leaves enough on disk to finish the job or
+  prove it finished, and a fee bump after a restart rebuilds the same calldata.
+  One submission per (contract, epoch, block): a replacement is another block.
 * Fees are EIP-1559, capped at ``max_fee_gwei``. A transaction not mined within
   ``replace_after_s`` is replaced (same nonce) with fees bumped by
   ``fee_bump_percent``; at the cap it is re-sent unchanged.
@@ -16,9 +19,11 @@ rules", STYLE.md section 9):
 * A receipt counts after ``receipt_confirmations`` blocks; a reverted
   transaction is decoded to its custom error, recorded, and raised.
 * ``reconcile()`` on start: for every live submission, the contract's state is
-  checked first (epoch already stored -> done), then the stored transactions
-  (mined? pending? lost -> re-send the same bytes; nonce taken by something
-  else -> failed), so an epoch is never submitted twice.
+  checked first (the block already stored for its epoch -> done), then the
+  stored transactions (mined? pending? lost -> re-send the same bytes; nonce
+  taken by something else -> failed), so a block is never submitted twice.
+* Simulations and gas estimates run on the "pending" block: the contract checks
+  header times against ``block.timestamp``, which is the next block's.
 
 The node calls (send, receipts, revert decoding) are ``evmnode``'s, the fee
 arithmetic ``fees``'s; this module decides what to do with their answers.
@@ -40,10 +45,10 @@ from typing import Any, Literal
 
 import structlog
 from web3 import AsyncWeb3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3RPCError
 
 from oracle.errors import PublishError, TxNotConfirmed
-from oracle.publish.contract import OracleContract, decode_revert
+from oracle.publish.contract import OracleContract, revert_from_exception
 from oracle.publish.evmnode import (
     TRANSIENT_ERRORS,
     find_receipt,
@@ -68,12 +73,27 @@ class Outcome:
     """How one epoch ended up on chain."""
 
     epoch: int
-    #: "confirmed" (our transaction), "already_on_chain" (stored before or by another sender)
-    status: Literal["confirmed", "already_on_chain"]
+    #: "confirmed" (our transaction), "already_on_chain" (stored before or by another
+    #: sender), "before_genesis" (the contract starts later: nothing to publish)
+    status: Literal["confirmed", "already_on_chain", "before_genesis"]
     submission_id: int | None = None
     tx_hash: str | None = None
     block_number: int | None = None
     gas_used: int | None = None
+    #: the contract function that stored (or would have stored) it
+    function: str = "submit"
+
+
+def _function(row: SubmissionRow) -> str:
+    return str(row.report.get("function", "submit"))
+
+
+def _is_live(row: SubmissionRow | None) -> bool:
+    return row is not None and row.state in (
+        SubmissionState.SIGNED,
+        SubmissionState.BROADCAST,
+        SubmissionState.MINED,
+    )
 
 
 # ------------------------------------------------------------------ the manager
@@ -105,55 +125,53 @@ class TxManager:
     # -------------------------------------------------------------- public API
 
     async def submit(
-        self, report: Report, signatures: Sequence[ReportSignature], header: bytes
+        self,
+        report: Report,
+        signatures: Sequence[ReportSignature],
+        proof: bytes,
+        *,
+        function: str = "submit",
     ) -> Outcome:
-        """Land ``report`` (signed by ``signatures``, backed by ``header``) exactly once.
+        """Land ``report`` (signed by ``signatures``, backed by the 160-byte ``proof``)
+        exactly once through ``function`` ("submit", or "replace" for a reorg correction).
 
-        Finishes any live submission first (nonces are serial), returns at once if the
-        epoch is already on chain, resumes a live submission of the same epoch, else
-        simulates, stores, signs, broadcasts and drives a new one. Raises
+        Finishes any other live submission first (nonces are serial), returns at once if
+        the contract holds this block for the epoch, resumes a live submission of the same
+        block, else simulates, stores, signs, broadcasts and drives a new one. Raises
         ``ContractReverted`` for a refusal, ``TxNotConfirmed`` on timeout (the
         submission stays live for ``reconcile``).
         """
-        bound = log.bind(epoch=report.epoch, contract=self.oracle.address)
+        bound = log.bind(epoch=report.epoch, contract=self.oracle.address, function=function)
+        key = (report.epoch, report.block_hash_hex)
         for other in await self.store.live_submissions(self.chain_id, self._contract_key):
-            if other.epoch != report.epoch:
+            if (other.epoch, other.block_hash_hex) != key:
                 await self._drive(other)
-        on_chain = await self._on_chain_outcome(report)
+        existing = await self.store.submission_for_epoch(
+            self.chain_id, self._contract_key, report.epoch, report.block_hash_hex
+        )
+        if existing is not None and _is_live(existing):
+            return await self._drive(existing)
+        on_chain = await self._on_chain_outcome(report.epoch, report.block_hash_hex, function)
         if on_chain is not None:
-            existing = await self.store.submission_for_epoch(
-                self.chain_id, self._contract_key, report.epoch
-            )
-            if existing is not None and existing.state in (
-                SubmissionState.SIGNED,
-                SubmissionState.BROADCAST,
-                SubmissionState.MINED,
-            ):
-                return await self._drive(existing)
             bound.info("epoch_already_on_chain")
             return on_chain
-        existing = await self.store.submission_for_epoch(
-            self.chain_id, self._contract_key, report.epoch
-        )
-        if existing is not None and existing.state in (
-            SubmissionState.SIGNED,
-            SubmissionState.BROADCAST,
-            SubmissionState.MINED,
-        ):
-            return await self._drive(existing)
         if existing is not None and existing.state == SubmissionState.CONFIRMED:
             raise PublishError(
-                f"epoch {report.epoch}: the store says submission {existing.id} confirmed, "
-                "but the contract does not hold it (wrong chain or contract?)"
+                f"epoch {report.epoch}: the store says submission {existing.id} of block "
+                f"{report.block_hash_hex} confirmed, but the contract does not hold it "
+                "(wrong chain or contract, or the block was replaced since)"
             )
         packed = pack_signatures(signatures)
-        await self.oracle.simulate_submit(report, packed, header, sender=self.sender.address)
-        calldata = self.oracle.submit_calldata(report, packed, header)
+        await self.oracle.simulate_submit(
+            report, packed, proof, sender=self.sender.address, function=function
+        )
+        calldata = self.oracle.submit_calldata(report, packed, proof, function=function)
         gas = await self._estimate_gas(calldata)
         stored_report = {
             **report.as_dict(),
+            "function": function,
             "signatures_hex": packed.hex(),
-            "header_hex": header.hex(),
+            "proof_hex": proof.hex(),
             "gas": gas,
         }
         submission_id = await self.store.create_submission(
@@ -162,6 +180,7 @@ class TxManager:
             report.epoch,
             [s.signer for s in sorted(signatures, key=lambda s: int(s.signer, 16))],
             stored_report,
+            block_hash_hex=report.block_hash_hex,
         )
         bound.info("submission_created", submission_id=submission_id, gas=gas)
         await self._step("created", submission_id)
@@ -180,6 +199,16 @@ class TxManager:
         row = await self.store.get_submission(submission_id)
         assert row is not None  # we just created it
         return await self._drive(row)
+
+    async def settle(self, epoch: int, block_hash_hex: str) -> Outcome:
+        """The contract holds ``block_hash_hex`` for ``epoch``: finish a live submission of
+        that block, if any (its receipt names the transaction), else ``already_on_chain``."""
+        existing = await self.store.submission_for_epoch(
+            self.chain_id, self._contract_key, epoch, block_hash_hex
+        )
+        if existing is not None and _is_live(existing):
+            return await self._drive(existing)
+        return Outcome(epoch=epoch, status="already_on_chain")
 
     async def reconcile(self) -> list[Outcome]:
         """On start: settle every live submission, contract state first, then its transactions."""
@@ -222,7 +251,7 @@ class TxManager:
         mined = await find_receipt(self.w3, [tx.tx_hash for tx in txs])
         if mined is not None:
             return await self._on_receipt(row, report, state, mined)
-        on_chain = await self._on_chain_outcome(report)
+        on_chain = await self._on_chain_outcome(report.epoch, report.block_hash_hex, _function(row))
         if not txs:
             # Crashed after creating the submission, before any transaction was stored.
             detail = "no transaction was stored before the restart"
@@ -315,21 +344,27 @@ class TxManager:
             tx_hash=tx_hash,
             block_number=int(receipt["blockNumber"]),
             gas_used=int(receipt["gasUsed"]),
+            function=_function(row),
         )
 
     # -------------------------------------------------------------- chain helpers
 
-    async def _on_chain_outcome(self, report: Report) -> Outcome | None:
-        """``already_on_chain`` if the contract holds this exact report; refuses a rival block."""
-        stored = await self.oracle.retarget(report.epoch)
+    async def _on_chain_outcome(
+        self, epoch: int, block_hash_hex: str, function: str
+    ) -> Outcome | None:
+        """``already_on_chain`` if the contract holds this block for ``epoch``. Another block
+        is what a ``replace`` replaces; for a ``submit`` it is a rival, refused."""
+        stored = await self.oracle.retarget(epoch)
         if stored is None:
             return None
-        if stored.block_hash_hex != report.block_hash_hex:
-            raise PublishError(
-                f"epoch {report.epoch} is on chain with block {stored.block_hash_hex}, "
-                f"not {report.block_hash_hex}; refusing to publish"
-            )
-        return Outcome(epoch=report.epoch, status="already_on_chain")
+        if stored.block_hash_hex == block_hash_hex:
+            return Outcome(epoch=epoch, status="already_on_chain", function=function)
+        if function == "replace":
+            return None
+        raise PublishError(
+            f"epoch {epoch} is on chain with block {stored.block_hash_hex}, "
+            f"not {block_hash_hex}; refusing to publish"
+        )
 
     async def _broadcast(self, raw: bytes, tx_hash: str) -> None:
         """Send raw bytes; "already known" and friends are fine, the poll loop sorts them out."""
@@ -340,12 +375,17 @@ class TxManager:
             log.warning("broadcast_underpriced", tx_hash=tx_hash)
 
     async def _estimate_gas(self, calldata: bytes) -> int:
+        """On the pending block, as the simulation (the header-time rule reads its time)."""
         try:
             estimate = await self.w3.eth.estimate_gas(
-                {"from": self.sender.address, "to": self.oracle.address, "data": calldata}
+                {"from": self.sender.address, "to": self.oracle.address, "data": calldata},
+                "pending",
             )
-        except ContractLogicError as exc:
-            raise decode_revert(str(exc.data)) from exc
+        except (ContractLogicError, Web3RPCError) as exc:
+            reverted = revert_from_exception(exc)
+            if reverted is None:
+                raise PublishError(f"gas estimate failed: {exc}") from exc
+            raise reverted from exc
         return self.policy.gas_limit(int(estimate))
 
     async def _initial_fees(self) -> tuple[int, int]:
@@ -363,12 +403,19 @@ class TxManager:
         max_fee: int,
         priority: int,
     ) -> tuple[bytes, str]:
-        """Sign the submit transaction and write it to the store; nothing is sent here."""
+        """Sign the submit (or replace) transaction from the stored report, signatures and
+        proof, and write it to the store; nothing is sent here."""
         report = Report.from_dict(stored_report)
+        if "proof_hex" not in stored_report:
+            raise PublishError(
+                f"epoch {report.epoch}: the stored submission has no proof (written before "
+                "contract v2); it cannot be re-signed"
+            )
         calldata = self.oracle.submit_calldata(
             report,
             bytes.fromhex(stored_report["signatures_hex"]),
-            bytes.fromhex(stored_report["header_hex"]),
+            bytes.fromhex(stored_report["proof_hex"]),
+            function=str(stored_report.get("function", "submit")),
         )
         raw, tx_hash = self.sender.sign_transaction(
             {

@@ -8,12 +8,13 @@ and for crash safety (natural unique keys make every write an idempotent upsert)
                      (observed -> agreed -> published, or orphaned), with the time
                      each status was reached; at most one agreed/published per epoch.
 * ``observations``   what each source said about an epoch, one row per distinct claim.
-* ``publications``   which contract an agreed retarget was published to, by which tx.
+* ``publications``   which contract an agreed retarget was published to, by which tx
+                     (one row per block: a reorg corrected on chain adds one).
 * ``disagreements``  sources disagreeing on a field, or a peer signing two reports.
 * ``index_values``   BME_N per network, N and epoch: exact fraction and 10^18 integer.
 * ``submissions``, ``submission_txs``, ``submission_events``: the on-chain
                      transaction manager's durable state; one live submission per
-                     contract and epoch.
+                     contract and epoch, one live or confirmed per contract and block.
 * ``source_health``  latency / error samples for the API and metrics.
 * ``attestations``   signatures this node made or collected from peers.
 
@@ -51,6 +52,7 @@ from oracle.store.states import (
     DISAGREEMENT_KINDS,
     EXCLUSIVE_SUBMISSION_STATES,
     FINAL_RETARGET_STATUSES,
+    LIVE_SUBMISSION_STATES,
     RETARGET_STATUSES,
     SUBMISSION_STATES,
 )
@@ -105,6 +107,10 @@ class Retarget(Base):
     bits: Mapped[int] = mapped_column(BigInteger)
     time: Mapped[int] = mapped_column(BigInteger)  # header nTime, unix seconds
     raw_header: Mapped[bytes | None] = mapped_column(LargeBinary(80))
+    #: The header at height 2016e-1 (the parent of ``raw_header``), fetched by the oracle
+    #: itself and checked by the retarget rule: the first half of the contract's proof.
+    #: None when the epoch was agreed without it (bound or genesis check): not publishable.
+    last_header: Mapped[bytes | None] = mapped_column(LargeBinary(80))
     status: Mapped[str] = mapped_column(String(16))
     sources: Mapped[list[str] | None] = mapped_column(JSON)
     observed_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -141,10 +147,20 @@ class Observation(Base):
 
 
 class Publication(Base):
-    """An agreed retarget published to one contract."""
+    """An agreed retarget published to one contract (one row per block: a replacement on
+    chain after a reorg adds a row for the new block and keeps the old one)."""
 
     __tablename__ = "publications"
-    __table_args__ = (UniqueConstraint("network", "epoch", "chain_id", "contract_address"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "network",
+            "epoch",
+            "chain_id",
+            "contract_address",
+            "block_hash_hex",
+            name="uq_publications_one_per_block",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     network: Mapped[str] = mapped_column(String(16))
@@ -194,17 +210,29 @@ class IndexValue(Base):
 
 
 class Submission(Base):
-    """One report being pushed to one contract for one epoch."""
+    """One report being pushed to one contract for one epoch and block (``submit``, or
+    ``replace`` after a reorg: the stored report says which)."""
 
     __tablename__ = "submissions"
     __table_args__ = (
         UniqueConstraint("client_token"),
         CheckConstraint(_in_list("state", SUBMISSION_STATES), name="state"),
+        # Never two transactions in flight for one epoch, whatever their block ...
         Index(
             "uq_submissions_one_live_per_epoch",
             "chain_id",
             "contract_address",
             "epoch",
+            unique=True,
+            **_partial(LIVE_SUBMISSION_STATES, "state"),
+        ),
+        # ... and each block lands on a contract at most once (a replacement is another block).
+        Index(
+            "uq_submissions_one_per_block",
+            "chain_id",
+            "contract_address",
+            "epoch",
+            "block_hash_hex",
             unique=True,
             **_partial(EXCLUSIVE_SUBMISSION_STATES, "state"),
         ),
@@ -215,6 +243,7 @@ class Submission(Base):
     chain_id: Mapped[int] = mapped_column(BigInteger)
     contract_address: Mapped[str] = mapped_column(String(42))
     epoch: Mapped[int] = mapped_column(Integer)
+    block_hash_hex: Mapped[str] = mapped_column(String(64))
     signers: Mapped[list[str]] = mapped_column(JSON)
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))

@@ -51,6 +51,9 @@ class AgreedInput:
     time: int
     raw_header: bytes
     sources: tuple[str, ...]
+    #: The header at 2016e-1 the oracle fetched and checked by the retarget rule (the
+    #: proof's first half); None when the epoch was agreed without it (not publishable).
+    last_header: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,8 @@ class RetargetRecord:
     bits: int
     time: int
     raw_header: bytes | None
+    #: the header at 2016e-1 (see ``AgreedInput.last_header``); None: not publishable
+    last_header: bytes | None
     status: RetargetStatus
     sources: tuple[str, ...]
     observed_at: datetime
@@ -160,6 +165,12 @@ class SubmissionRecord:
     state: SubmissionState
     created_at: datetime
     updated_at: datetime
+    block_hash_hex: str = ""
+
+    @property
+    def function(self) -> str:
+        """The contract function the report goes through: "submit" or "replace"."""
+        return str(self.report.get("function", "submit"))
 
     @property
     def live(self) -> bool:

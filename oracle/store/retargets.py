@@ -31,6 +31,7 @@ from oracle.store.states import FINAL_RETARGET_STATUSES, RETARGET_STATUSES, Reta
 from oracle.store.types import utcnow
 
 EPOCH_BLOCKS = 2016
+_PUBLICATION_KEY = ["network", "epoch", "chain_id", "contract_address", "block_hash_hex"]
 
 
 def _observation_values(network: str, item: ObservationInput, now: datetime) -> dict[str, object]:
@@ -82,7 +83,26 @@ def _check_agreed(item: AgreedInput) -> AgreedInput:
             f"not bits {item.bits:08x} time {item.time}"
         )
     sources = tuple(validate.name(s, "source", 64) for s in item.sources)
-    return AgreedInput(epoch, height, block_hash, item.bits, item.time, raw, sources)
+    last = _check_last_header(epoch, header.prev_hash_hex, item.last_header)
+    return AgreedInput(epoch, height, block_hash, item.bits, item.time, raw, sources, last)
+
+
+def _check_last_header(epoch: int, parent_hash_hex: str, value: bytes | None) -> bytes | None:
+    """The header at 2016e-1 must be the retarget header's parent (the contract checks the
+    same link); None is allowed (an epoch agreed without it is stored, not publishable)."""
+    last = validate.raw_header(value, required=False)
+    if last is None:
+        return None
+    try:
+        parsed = parse_header(last)
+    except InvalidHeader as exc:  # pragma: no cover - length already checked
+        raise InputError(f"last_header of epoch {epoch}: {exc}") from exc
+    if parsed.block_hash_hex != parent_hash_hex:
+        raise InputError(
+            f"last_header of epoch {epoch} is block {parsed.block_hash_hex}, not the retarget "
+            f"block's parent {parent_hash_hex}"
+        )
+    return last
 
 
 class RetargetsMixin(RepositoryBase):
@@ -150,9 +170,12 @@ class RetargetsMixin(RepositoryBase):
         time: int,
         raw_header: bytes,
         sources: Sequence[str],
+        last_header: bytes | None = None,
     ) -> RetargetRecord:
         """Store a cross-checked retarget as agreed (see ``record_agreed_many``)."""
-        item = AgreedInput(epoch, height, block_hash_hex, bits, time, raw_header, tuple(sources))
+        item = AgreedInput(
+            epoch, height, block_hash_hex, bits, time, raw_header, tuple(sources), last_header
+        )
         return (await self.record_agreed_many(network, [item]))[0]
 
     async def record_agreed_many(
@@ -163,7 +186,8 @@ class RetargetsMixin(RepositoryBase):
         Re-recording the same block is a no-op. A different block for an epoch whose
         agreed block is unpublished orphans the old one (kept, ``orphaned_at`` set);
         for a published epoch it raises StoreConflict. The raw header must hash to the
-        block hash and carry the given bits and time (InputError otherwise).
+        block hash and carry the given bits and time, and a ``last_header`` must be its
+        parent (InputError otherwise); a ``last_header`` learned later is filled in.
         """
         network = validate.network(network)
         items = [_check_agreed(item) for item in retargets]
@@ -199,6 +223,7 @@ class RetargetsMixin(RepositoryBase):
                         bits=item.bits,
                         time=item.time,
                         raw_header=item.raw_header,
+                        last_header=item.last_header,
                         status=RetargetStatus.AGREED,
                         sources=sorted(item.sources),
                         observed_at=now,
@@ -208,11 +233,14 @@ class RetargetsMixin(RepositoryBase):
                     by_key[(item.epoch, item.block_hash_hex)] = row
                 elif row.status in FINAL_RETARGET_STATUSES:
                     _check_same_block(network, row, item)
+                    if row.last_header is None and item.last_header is not None:
+                        row.last_header = item.last_header
                 else:
                     # An observed/orphaned candidate: the agreed fields are verified against
                     # the header, so they win over whatever a (possibly lying) source claimed.
                     row.height, row.bits, row.time = item.height, item.bits, item.time
                     row.raw_header, row.sources = item.raw_header, sorted(item.sources)
+                    row.last_header = item.last_header or row.last_header
                     row.status, row.agreed_at = RetargetStatus.AGREED, now
                 final[item.epoch] = row
                 result.append(row)
@@ -221,14 +249,22 @@ class RetargetsMixin(RepositoryBase):
 
         return await self._tx("record_agreed", write)
 
-    async def mark_orphaned(self, network: str, epoch: int, block_hash_hex: str) -> RetargetRecord:
-        """Mark a stored, unpublished retarget block as orphaned (idempotent)."""
+    async def mark_orphaned(
+        self, network: str, epoch: int, block_hash_hex: str, *, even_if_published: bool = False
+    ) -> RetargetRecord:
+        """Mark a stored retarget block as orphaned (idempotent).
+
+        A published block is refused (StoreConflict) unless ``even_if_published``: the
+        pipeline passes it when a published block left the best chain, so the epoch's new
+        block can be agreed and replace it on chain; ``published_at`` and the publication
+        rows are kept as the record of what was on chain.
+        """
         network, epoch = validate.network(network), validate.epoch(epoch)
         block_hash = validate.block_hash_hex(block_hash_hex)
 
         async def write(session: AsyncSession) -> RetargetRecord:
             row = await _row(session, network, epoch, block_hash)
-            if row.status == RetargetStatus.PUBLISHED:
+            if row.status == RetargetStatus.PUBLISHED and not even_if_published:
                 raise StoreConflict(
                     f"{network} epoch {epoch} block {block_hash} is published; "
                     "it cannot be marked orphaned"
@@ -253,10 +289,11 @@ class RetargetsMixin(RepositoryBase):
         """Record that the epoch's agreed retarget was published to a contract by ``tx_hash``.
 
         ``tx_hash`` may be None (or "") when the report was found already on chain; a later
-        call with the hash fills it in. Idempotent; a different tx for the same contract and
-        epoch is a StoreConflict, and so is an epoch without an agreed block (or whose
-        agreed block is not ``block_hash_hex``). ``contract`` is an alias of
-        ``contract_address``.
+        call with the hash fills it in. Idempotent; a different tx for the same contract,
+        epoch and block is a StoreConflict, and so is an epoch without an agreed block (or
+        whose agreed block is not ``block_hash_hex``). A replacement on chain (another block
+        for the epoch, after a reorg) is a publication of its own. ``contract`` is an alias
+        of ``contract_address``.
         """
         network, epoch = validate.network(network), validate.epoch(epoch)
         tx = validate.tx_hash(tx_hash) if tx_hash else None
@@ -277,7 +314,7 @@ class RetargetsMixin(RepositoryBase):
                 )
             now = utcnow()
             stmt = insert_for(session, Publication).on_conflict_do_nothing(
-                index_elements=["network", "epoch", "chain_id", "contract_address"]
+                index_elements=_PUBLICATION_KEY
             )
             await session.execute(stmt, [{
                 "network": network, "epoch": epoch, "block_hash_hex": row.block_hash_hex,
@@ -286,12 +323,11 @@ class RetargetsMixin(RepositoryBase):
             stored = (await session.scalars(select(Publication).where(
                 Publication.network == network, Publication.epoch == epoch,
                 Publication.chain_id == chain, Publication.contract_address == address,
+                Publication.block_hash_hex == row.block_hash_hex,
             ))).one()  # fmt: skip
             if stored.tx_hash is None and tx is not None:
                 stored.tx_hash = tx
-            if (tx is not None and stored.tx_hash != tx) or (
-                stored.block_hash_hex != row.block_hash_hex
-            ):
+            if tx is not None and stored.tx_hash != tx:
                 raise StoreConflict(
                     f"{network} epoch {epoch} is already published to {address} on chain {chain} "
                     f"by {stored.tx_hash} (block {stored.block_hash_hex}), not {tx}"

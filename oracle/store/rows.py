@@ -47,6 +47,7 @@ def retarget_record(row: Retarget, **extra: object) -> RetargetRecord:
         bits=row.bits,
         time=row.time,
         raw_header=row.raw_header,
+        last_header=row.last_header,
         status=RetargetStatus(row.status),
         sources=tuple(row.sources or ()),
         observed_at=row.observed_at,

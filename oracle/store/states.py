@@ -44,8 +44,9 @@ FINAL_RETARGET_STATUSES = (RetargetStatus.AGREED, RetargetStatus.PUBLISHED)
 SUBMISSION_STATES = tuple(SubmissionState)
 #: States the transaction manager still has to drive.
 LIVE_SUBMISSION_STATES = (SubmissionState.SIGNED, SubmissionState.BROADCAST, SubmissionState.MINED)
-#: States of which a contract+epoch may hold at most one submission: live ones plus a
-#: confirmed one, so an epoch is never published twice to the same contract.
+#: States of which a contract+epoch+block may hold at most one submission: live ones plus a
+#: confirmed one, so a block is never published twice to the same contract (a replacement
+#: after a reorg carries another block; two live submissions of one epoch are refused too).
 EXCLUSIVE_SUBMISSION_STATES = (*LIVE_SUBMISSION_STATES, SubmissionState.CONFIRMED)
 TERMINAL_SUBMISSION_STATES = (
     SubmissionState.CONFIRMED,

@@ -1,11 +1,13 @@
 """Repository section: durable state of the on-chain transaction manager.
 
 Store stage of DESIGN.md ("store nonce and tx hash before sending"). A
-submission is one report for one contract and epoch; each signed attempt is a
-``submission_txs`` row written *before* broadcast; every state change is a
-``submission_events`` row. A partial unique index allows at most one live or
-confirmed submission per (chain, contract, epoch), so an epoch is never
-published twice, across crashes and restarts.
+submission is one report for one contract, epoch and block (``submit``, or
+``replace`` after a reorg: the stored report says which); each signed attempt
+is a ``submission_txs`` row written *before* broadcast; every state change is a
+``submission_events`` row. Two partial unique indexes allow at most one live
+submission per (chain, contract, epoch) and at most one live or confirmed one per
+(chain, contract, epoch, block), so a block is never published twice and an
+epoch never has two transactions in flight, across crashes and restarts.
 
 States: signed -> broadcast -> mined -> confirmed (terminal, success);
 reverted / failed / abandoned are terminal failures after which a new
@@ -19,7 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oracle.errors import InputError, StoreConflict
@@ -66,9 +68,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
         }
     ),
 }
-_EXCLUSIVE_WHERE = text(
-    f"state IN ({', '.join(repr(str(s)) for s in EXCLUSIVE_SUBMISSION_STATES)})"
-)
 
 
 def _record(row: Submission) -> SubmissionRecord:
@@ -82,6 +81,7 @@ def _record(row: Submission) -> SubmissionRecord:
         SubmissionState(row.state),
         row.created_at,
         row.updated_at,
+        row.block_hash_hex,
     )
 
 
@@ -124,10 +124,13 @@ class SubmissionsMixin(RepositoryBase):
         epoch: int,
         signers: Sequence[str],
         report: Mapping[str, Any],
+        *,
+        block_hash_hex: str | None = None,
     ) -> int:
         """Create a submission in state ``signed``; returns its id.
 
-        StoreConflict when a live or confirmed submission for this contract and epoch exists.
+        The block is ``block_hash_hex``, by default the report's. StoreConflict when a live
+        submission for this contract and epoch, or a confirmed one for this block, exists.
         """
         chain = validate.non_negative_int(chain_id, "chain_id")
         address = validate.address(contract_address, "contract_address")
@@ -136,32 +139,35 @@ class SubmissionsMixin(RepositoryBase):
         if not signer_list:
             raise InputError("a submission needs at least one signer")
         report_json = jsonable(dict(report), "report")
+        block_hash = validate.block_hash_hex(block_hash_hex or report_json.get("block_hash_hex"))
         token = uuid.uuid4().hex
 
         async def write(session: AsyncSession) -> int:
             now = utcnow()
-            stmt = (
-                insert_for(session, Submission)
-                .on_conflict_do_nothing(
-                    index_elements=["chain_id", "contract_address", "epoch"],
-                    index_where=_EXCLUSIVE_WHERE,
-                )
-                .returning(Submission.id)
-            )
+            # No conflict target: either partial unique index (or the token) may refuse it.
+            stmt = insert_for(session, Submission).on_conflict_do_nothing().returning(Submission.id)
             new_id = (await session.execute(stmt, {
                 "chain_id": chain, "contract_address": address, "epoch": epoch,
-                "signers": signer_list, "report": report_json, "state": SubmissionState.SIGNED,
-                "client_token": token, "created_at": now, "updated_at": now,
+                "block_hash_hex": block_hash, "signers": signer_list, "report": report_json,
+                "state": SubmissionState.SIGNED, "client_token": token, "created_at": now,
+                "updated_at": now,
             })).scalar()  # fmt: skip
             if new_id is None:
                 existing = (await session.scalars(select(Submission).where(
                     Submission.chain_id == chain, Submission.contract_address == address,
-                    Submission.epoch == epoch, Submission.state.in_(EXCLUSIVE_SUBMISSION_STATES),
-                ))).one()  # fmt: skip
+                    Submission.epoch == epoch, or_(
+                        Submission.state.in_(LIVE_SUBMISSION_STATES),
+                        (Submission.block_hash_hex == block_hash)
+                        & Submission.state.in_(EXCLUSIVE_SUBMISSION_STATES),
+                    ),
+                ).order_by(Submission.id))).first()  # fmt: skip
+                if existing is None:  # pragma: no cover - a client_token collision
+                    raise StoreConflict(f"submission token {token} already used")
                 if existing.client_token == token:  # our own earlier attempt did commit
                     return existing.id
                 raise StoreConflict(
-                    f"submission {existing.id} ({existing.state}) already exists for chain {chain} "
+                    f"submission {existing.id} ({existing.state}, block "
+                    f"{existing.block_hash_hex}) already exists for chain {chain} "
                     f"contract {address} epoch {epoch}"
                 )
             session.add(
@@ -309,20 +315,30 @@ class SubmissionsMixin(RepositoryBase):
         return await self._read1("live_submissions", read)
 
     async def submission_for_epoch(
-        self, chain_id: int, contract_address: str, epoch: int
+        self,
+        chain_id: int,
+        contract_address: str,
+        epoch: int,
+        block_hash_hex: str | None = None,
     ) -> SubmissionRecord | None:
-        """The live or confirmed submission for the epoch, else the newest failed one, else None."""
+        """The epoch's live submission, else its newest confirmed one, else its newest failed
+        one, else None; only those of ``block_hash_hex`` when it is given."""
         address = validate.address(contract_address, "contract_address")
         epoch = validate.epoch(epoch)
+        block = validate.block_hash_hex(block_hash_hex) if block_hash_hex else None
 
         async def read(session: AsyncSession) -> SubmissionRecord | None:
-            rows = (await session.scalars(select(Submission).where(
+            query = select(Submission).where(
                 Submission.chain_id == chain_id, Submission.contract_address == address,
                 Submission.epoch == epoch,
-            ).order_by(Submission.id.desc()))).all()  # fmt: skip
+            )  # fmt: skip
+            if block is not None:
+                query = query.where(Submission.block_hash_hex == block)
+            rows = (await session.scalars(query.order_by(Submission.id.desc()))).all()
+            live = [r for r in rows if r.state in LIVE_SUBMISSION_STATES]
             exclusive = [r for r in rows if r.state in EXCLUSIVE_SUBMISSION_STATES]
-            chosen = exclusive[0] if exclusive else (rows[0] if rows else None)
-            return _record(chosen) if chosen else None
+            chosen = live or exclusive or rows
+            return _record(chosen[0]) if chosen else None
 
         return await self._read1("submission_for_epoch", read)
 

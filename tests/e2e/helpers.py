@@ -1,4 +1,5 @@
-"""Shared pieces of the end-to-end tests: daemon configs, a webhook receiver, waiting."""
+"""Shared pieces of the end-to-end tests: daemon configs, a regtest-anchored contract, a
+webhook receiver, waiting."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ from oracle.config import (
     NetworkConfig,
     Secret,
 )
+from oracle.devstack.clock import follow_bitcoin_time
+from oracle.devstack.stack import DEV_THRESHOLD, DevKeys
+from oracle.publish.anchor import DEFAULT_CHALLENGE_WINDOW_S, Checkpoint
 from oracle.service import Service
 from oracle.sources.bitcoind import BitcoindSource
 from oracle.sources.rpc import RpcCredentials
@@ -74,6 +78,55 @@ def daemon_config(
         api=ApiConfig(enabled=True, host="127.0.0.1", port=0),
         monitor=MonitorConfig(webhooks=webhooks, alert_min_interval_s=0.5, webhook_retries=1),
     )
+
+
+def regtest_genesis(node: BitcoindNode) -> Checkpoint:
+    """The contract's genesis for a regtest chain: epoch 0, the node's genesis block."""
+    block = str(node.rpc("getblockhash", 0))
+    header = node.rpc("getblockheader", block)
+    return Checkpoint(0, block, int(header["bits"], 16), int(header["time"]), ())
+
+
+async def deploy_regtest_oracle(
+    evm_url: str,
+    keys: DevKeys,
+    node: BitcoindNode,
+    *,
+    threshold: int = DEV_THRESHOLD,
+    challenge_window_s: int = DEFAULT_CHALLENGE_WINDOW_S,
+) -> str:
+    """Fund the dev sender and deploy a regtest-mode DifficultyOracle for the dev signers,
+    anchored at ``node``'s genesis block (what ``bme-oracle dev`` deploys)."""
+    from oracle.devstack.nodes import json_rpc
+    from oracle.publish.contract import connect, deploy_oracle
+    from oracle.publish.signing import load_keystore, load_keystores
+
+    sender = load_keystore(keys.sender, keys.password)
+    signers = load_keystores(keys.signers, keys.password)
+    json_rpc(evm_url, "anvil_setBalance", [sender.address, hex(10**21)], version="2.0")
+    w3 = connect(evm_url)
+    try:
+        return await deploy_oracle(
+            w3,
+            sender,
+            owner=sender.address,
+            signers=sorted(s.address for s in signers),
+            threshold=threshold,
+            network="regtest",
+            genesis=regtest_genesis(node),
+            challenge_window_s=challenge_window_s,
+            max_fee_wei=100 * 10**9,
+            priority_fee_wei=10**9,
+        )
+    finally:
+        await w3.provider.disconnect()  # type: ignore[attr-defined]
+
+
+def follow_tip(node: BitcoindNode, evm_url: str) -> int:
+    """Move anvil's clock up to the regtest tip's header time (fast-mined regtest runs
+    ahead of the wall clock; the contract refuses headers more than 2 h after its clock)."""
+    tip = node.rpc("getblockheader", node.rpc("getbestblockhash"))
+    return follow_bitcoin_time(evm_url, int(tip["time"]))
 
 
 @contextlib.asynccontextmanager

@@ -1,15 +1,17 @@
 """Several independent operators: three oracle nodes, one contract, one report per epoch.
 
 Real processes throughout: one regtest bitcoind (plus a second one on its own
-chain for the lying-source test), one anvil with a DifficultyOracle of three
-signers and threshold 2, and three daemons, each with its own Postgres
+chain for the lying-source test), one anvil with a DifficultyOracle (v2,
+regtest mode, anchored at the regtest genesis: epoch 0 needs no report) of
+three signers and threshold 2, and three daemons, each with its own Postgres
 database, its own signer key, its own sender key and its own API. The first
 two tests run real ``bme-oracle run`` subprocesses (one is SIGKILLed); the
 others run the same ``Service`` in-process so the test can look inside
 (peer backoff state) and serve fake peers from the same event loop.
 
 A node's report for epoch e is submitted first by the operator of
-``sorted(signers)[e % 3]``; the others wait ``submit_delay_s`` each in turn.
+``sorted(signers)[e % 3]``; the others wait ``submit_delay_s`` each in turn. The
+same exchange carries the replacement of a published epoch orphaned by a reorg.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from aiohttp import web
 from eth_account import Account
 
 from oracle import config as config_module
-from oracle.bitcoin.difficulty import NETWORKS
 from oracle.monitor.alerts import webhook_label
 from oracle.publish.contract import OracleContract, connect, deploy_oracle
 from oracle.publish.signing import (
@@ -48,6 +49,7 @@ from tests.e2e.helpers import (
     BIN,
     WebhookReceiver,
     node_source,
+    regtest_genesis,
     running,
     wait_for,
 )
@@ -60,6 +62,8 @@ pytestmark = [pytest.mark.bitcoind, pytest.mark.anvil, pytest.mark.postgres, pyt
 CHAIN_ID = 31337
 THRESHOLD = 2
 LIAR_ADDRESS = "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn"
+#: Governance delay of the cluster's contract (the signer rotation test waits it out).
+GOVERNANCE_DELAY_S = 60
 
 
 # ---------------------------------------------------------------- the cluster
@@ -225,9 +229,9 @@ shutdown_timeout_s = 5.0
 
     # -- reading the outcome ------------------------------------------------------------------
 
-    async def accepted(self) -> dict[int, list[Any]]:
-        """Every ReportAccepted event of the contract, by epoch."""
-        logs = await self.oracle.contract.events.ReportAccepted().get_logs(from_block=0)
+    async def accepted(self, event: str = "ReportAccepted") -> dict[int, list[Any]]:
+        """Every ReportAccepted (or ``event``) event of the contract, by epoch."""
+        logs = await getattr(self.oracle.contract.events, event)().get_logs(from_block=0)
         found: dict[int, list[Any]] = {}
         for entry in logs:
             found.setdefault(int(entry["args"]["epoch"]), []).append(entry)
@@ -245,19 +249,21 @@ shutdown_timeout_s = 5.0
     async def on_chain(self, epoch: int) -> bool:
         return await self.oracle.retarget(epoch) is not None
 
-    async def submission(self, epoch: int) -> tuple[str, list[str]]:
-        """(sender, signers) of the one transaction that stored ``epoch``."""
-        (entry,) = (await self.accepted())[epoch]
+    async def submission(self, epoch: int, event: str = "ReportAccepted") -> tuple[str, list[str]]:
+        """(sender, signers) of the one transaction that stored (or replaced) ``epoch``."""
+        (entry,) = (await self.accepted(event))[epoch]
         tx = await self.oracle.w3.eth.get_transaction(entry["transactionHash"])
         _fn, args = self.oracle.contract.decode_function_input(tx["input"])
         fields = args["report"]
         if not isinstance(fields, dict):
-            fields = dict(zip(("epoch", "blockHash", "bits", "time"), fields, strict=True))
+            names = ("epoch", "blockHash", "bits", "time", "configVersion")
+            fields = dict(zip(names, fields, strict=True))
         report = Report(
             epoch=int(fields["epoch"]),
             block_hash_hex=bytes(fields["blockHash"]).hex(),
             bits=int(fields["bits"]),
             time=int(fields["time"]),
+            config_version=int(fields["configVersion"]),
         )
         packed = bytes(args["signatures"])
         signers = [
@@ -307,7 +313,9 @@ async def make_cluster(node: BitcoindNode, anvil: AnvilNode, workdir: Path) -> C
         owner=deployer.address,
         signers=sorted((a.address for a in accounts[1:4]), key=lambda a: int(a, 16)),
         threshold=THRESHOLD,
-        pow_limit=NETWORKS["regtest"].pow_limit,
+        network="regtest",
+        genesis=regtest_genesis(node),
+        governance_delay_s=GOVERNANCE_DELAY_S,
         max_fee_wei=100 * 10**9,
         priority_fee_wei=10**9,
     )
@@ -399,12 +407,10 @@ async def test_three_daemons_publish_each_epoch_once_with_two_of_three(cluster: 
         cluster.start_process(op)
     await asyncio.gather(*(_wait_http(op, cluster) for op in cluster.operators))
     try:
-        await wait_for(lambda: cluster.on_chain(0), 60, "epoch 0 on chain")
+        # Epoch 0 is the contract's genesis: on chain from the start, recorded by each node.
         await wait_for(
             lambda: _published_everywhere(cluster, 0, cluster.operators), 30, "epoch 0 recorded"
         )
-        # Epoch 0 is handled while the daemons are still starting (one may come up more than
-        # submit_delay_s after the others), so the strict claims are made on epoch 1.
         before = len(await cluster.contract_transactions())
         await asyncio.to_thread(cluster.bitcoind.mine, 2016)
         await wait_for(lambda: cluster.on_chain(1), 60, "epoch 1 on chain")
@@ -414,27 +420,27 @@ async def test_three_daemons_publish_each_epoch_once_with_two_of_three(cluster: 
     except AssertionError:
         raise AssertionError(cluster.logs()) from None
     accepted = await cluster.accepted()
-    assert sorted(accepted) == [0, 1] and all(len(v) == 1 for v in accepted.values()), accepted
+    assert sorted(accepted) == [1] and all(len(v) == 1 for v in accepted.values()), accepted
     signer_set = {op.signer.address for op in cluster.operators}
-    for epoch in (0, 1):
-        on_chain = await cluster.oracle.retarget(epoch)
-        assert on_chain is not None and on_chain.block_hash_hex == _block_hash(
-            cluster.bitcoind, epoch
-        )
-        sender, signers = await cluster.submission(epoch)
-        # the designated operator submitted at once, with exactly threshold signatures
-        if epoch == 1:
-            assert sender == cluster.designated(epoch).sender.address
-        assert len(signers) == THRESHOLD and set(signers) <= signer_set
-        assert signers == sorted(signers, key=lambda a: int(a, 16))
-        # every node serves its own signature, and only that, over the agreed report
-        for op in cluster.operators:
-            status, body = await _get_json(f"{op.url}/v1/attestations/{epoch}")
-            assert status == 200, body
-            (item,) = body["attestations"]
-            assert item["signer"] == op.signer.address
-            assert item["report"]["block_hash_hex"] == on_chain.block_hash_hex
-            assert "key" not in json.dumps(body).lower()
+    for op in cluster.operators:  # nobody signs the genesis
+        status, body = await _get_json(f"{op.url}/v1/attestations/0")
+        assert status == 200 and body["attestations"] == [], body
+    on_chain = await cluster.oracle.retarget(1)
+    assert on_chain is not None and on_chain.block_hash_hex == _block_hash(cluster.bitcoind, 1)
+    sender, signers = await cluster.submission(1)
+    # the designated operator submitted at once, with exactly threshold signatures
+    assert sender == cluster.designated(1).sender.address
+    assert len(signers) == THRESHOLD and set(signers) <= signer_set
+    assert signers == sorted(signers, key=lambda a: int(a, 16))
+    # every node serves its own signature, and only that, over the agreed report
+    for op in cluster.operators:
+        status, body = await _get_json(f"{op.url}/v1/attestations/1")
+        assert status == 200, body
+        (item,) = body["attestations"]
+        assert item["signer"] == op.signer.address
+        assert item["report"]["block_hash_hex"] == on_chain.block_hash_hex
+        assert item["report"]["config_version"] == 1
+        assert "key" not in json.dumps(body).lower()
     # the waiting operators stopped once the contract had the epoch: after all their turns,
     # the contract has received exactly one transaction for epoch 1 (nobody paid gas twice)
     await asyncio.sleep(2 * 2.0 + 1)
@@ -459,7 +465,7 @@ async def test_designated_submitter_killed_before_submitting(cluster: Cluster) -
         peers = [dead_peer] if op is doomed else None
         cluster.start_process(op, peers=peers, submit_delay_s=delay_s)
     await asyncio.gather(*(_wait_http(op, cluster) for op in cluster.operators))
-    await wait_for(lambda: cluster.on_chain(0), 60, "epoch 0 on chain")
+    await wait_for(lambda: _published_everywhere(cluster, 0, cluster.operators), 60, "epoch 0")
     before = len(await cluster.contract_transactions())
 
     async def doomed_signed() -> bool:
@@ -517,7 +523,7 @@ async def test_node_with_a_lying_source_does_not_sign_the_others_publish(
         ),
     ]
     async with running(services[0]), running(services[1]), running(services[2]):
-        await wait_for(lambda: cluster.on_chain(0), 60, "epoch 0 on chain")
+        await wait_for(lambda: _published_everywhere(cluster, 0, cluster.operators), 60, "epoch 0")
         await asyncio.to_thread(liar.mine, 2016 + 2, LIAR_ADDRESS)
         await asyncio.to_thread(cluster.bitcoind.mine, 2016)
         await wait_for(lambda: cluster.on_chain(1), 60, "epoch 1 on chain without the liar")
@@ -592,6 +598,7 @@ def _signing_peer(
             block_hash_hex=real[:-1] + ("0" if real[-1] != "0" else "1") if forge else real,
             bits=int(header["bits"], 16),
             time=int(header["time"]),
+            config_version=await cluster.oracle.config_version(),
         )
         signature = key.sign_report(
             report, chain_id=CHAIN_ID, contract_address=cluster.contract_address
@@ -631,7 +638,9 @@ async def test_a_peer_signing_a_forged_report_is_detected_and_the_honest_report_
             for op, other in ((honest_a, honest_b), (honest_b, honest_a))
         ]
         async with running(services[0]), running(services[1]):
-            await wait_for(lambda: cluster.on_chain(0), 60, "epoch 0 on chain")
+            await wait_for(
+                lambda: _published_everywhere(cluster, 0, [honest_a, honest_b]), 60, "epoch 0"
+            )
             await asyncio.to_thread(cluster.bitcoind.mine, 2016)
             await wait_for(lambda: cluster.on_chain(1), 60, "epoch 1 on chain")
 
@@ -658,15 +667,14 @@ async def test_a_peer_signing_a_forged_report_is_detected_and_the_honest_report_
                 assert recovered.lower() == item["report"]["signer"].lower()
             _status, metrics = await _text(f"{honest_a.url}/metrics")
             assert "bme_oracle_peer_conflicts_total" in metrics
-    for epoch in (0, 1):
-        on_chain = await cluster.oracle.retarget(epoch)
-        assert on_chain is not None
-        assert on_chain.block_hash_hex == _block_hash(cluster.bitcoind, epoch)
-        _sender, signers = await cluster.submission(epoch)
-        assert forging.signer.address not in signers
-        for op in (honest_a, honest_b):  # the forged signature was never kept
-            for attestation in await cluster.attestations(op, epoch):
-                assert attestation.report["block_hash_hex"] == on_chain.block_hash_hex
+    on_chain = await cluster.oracle.retarget(1)
+    assert on_chain is not None
+    assert on_chain.block_hash_hex == _block_hash(cluster.bitcoind, 1)
+    _sender, signers = await cluster.submission(1)
+    assert forging.signer.address not in signers
+    for op in (honest_a, honest_b):  # the forged signature was never kept
+        for attestation in await cluster.attestations(op, 1):
+            assert attestation.report["block_hash_hex"] == on_chain.block_hash_hex
     assert all(len(v) == 1 for v in (await cluster.accepted()).values())
 
 
@@ -711,7 +719,9 @@ async def test_peers_down_slow_garbage_or_oversized_do_not_disturb_the_others(
         cluster.extra_peers = [*bad, stranger.url, impostor.url]
         services = [cluster.service(op, submit_delay_s=1.0) for op in cluster.operators]
         async with running(services[0]), running(services[1]), running(services[2]):
-            await wait_for(lambda: cluster.on_chain(0), 60, "epoch 0 on chain")
+            await wait_for(
+                lambda: _published_everywhere(cluster, 0, cluster.operators), 60, "epoch 0"
+            )
             await asyncio.to_thread(cluster.bitcoind.mine, 2016)
             mined_at = time.monotonic()
             await wait_for(lambda: cluster.on_chain(1), 30, "epoch 1 on chain")
@@ -719,10 +729,18 @@ async def test_peers_down_slow_garbage_or_oversized_do_not_disturb_the_others(
             await wait_for(
                 lambda: _published_everywhere(cluster, 1, cluster.operators), 30, "published"
             )
+
+            async def bad_peers_noted() -> bool:  # the slow one only after its 1 s timeout
+                return all(
+                    peer.failures > 0 or peer.next_try_at > 0
+                    for service in services
+                    for peer in service.publisher.coordinator.client.peers
+                    if peer.url in bad
+                )
+
+            await wait_for(bad_peers_noted, 10, "every bad peer noted by every node")
             for service in services:
                 peers = {p.url: p for p in service.publisher.coordinator.client.peers}
-                for url in bad:
-                    assert peers[url].failures > 0 or peers[url].next_try_at > 0, url
                 for op in cluster.operators:  # every honest peer answered
                     if op.service is not service:
                         assert peers[op.url].failures == 0
@@ -742,26 +760,37 @@ async def test_peers_down_slow_garbage_or_oversized_do_not_disturb_the_others(
     # the slow peer (10 s) and the others never held publication up
     assert landed_s < 8.0, landed_s
     accepted = await cluster.accepted()
-    assert sorted(accepted) == [0, 1] and all(len(v) == 1 for v in accepted.values())
+    assert sorted(accepted) == [1] and all(len(v) == 1 for v in accepted.values())
 
 
 async def test_signer_rotated_out_on_chain_stops_counting_everywhere(cluster: Cluster) -> None:
-    """The owner removes one operator's signer on chain: the nodes follow the contract (its
-    node stops signing, the others stop counting it, turns are over the 2 left), no restart."""
+    """The owner removes one operator's signer on chain (timelocked: announced, executed after
+    the delay, which bumps the configuration version): the nodes follow the contract (its
+    node stops signing, the others stop counting it and sign under the new version, turns
+    are over the 2 left), no restart."""
     from oracle.publish.contract import send_and_wait
 
     kept_a, kept_b, removed = cluster.operators
     services = [cluster.service(op, submit_delay_s=1.0) for op in cluster.operators]
     async with running(services[0]), running(services[1]), running(services[2]):
-        await wait_for(lambda: cluster.on_chain(0), 60, "epoch 0 on chain")
-        data = cluster.oracle.contract.encode_abi("removeSigner", args=[removed.signer.address])
-        await send_and_wait(
-            cluster.oracle.w3,
-            cluster.owner,
-            {"to": cluster.contract_address, "data": data},
-            max_fee_wei=100 * 10**9,
-            priority_fee_wei=10**9,
+        await wait_for(
+            lambda: _published_everywhere(cluster, 0, cluster.operators), 60, "epoch 0 recorded"
         )
+        remaining_signers = sorted(
+            (kept_a.signer.address, kept_b.signer.address), key=lambda a: int(a, 16)
+        )
+        for function in ("scheduleSignerConfig", "executeSignerConfig"):
+            data = cluster.oracle.contract.encode_abi(function, args=[remaining_signers, THRESHOLD])
+            await send_and_wait(
+                cluster.oracle.w3,
+                cluster.owner,
+                {"to": cluster.contract_address, "data": data},
+                max_fee_wei=100 * 10**9,
+                priority_fee_wei=10**9,
+            )
+            cluster.anvil.call("evm_increaseTime", hex(GOVERNANCE_DELAY_S + 1))
+            cluster.anvil.call("evm_mine")
+        assert await cluster.oracle.config_version() == 2
         await asyncio.sleep(2.5)  # the nodes re-read the signer set (SIGNER_SET_TTL_S)
         await asyncio.to_thread(cluster.bitcoind.mine, 2016)
         await wait_for(lambda: cluster.on_chain(1), 60, "epoch 1 on chain")
@@ -772,3 +801,63 @@ async def test_signer_rotated_out_on_chain_stops_counting_everywhere(cluster: Cl
     remaining = sorted((kept_a, kept_b), key=lambda op: int(op.signer.address, 16))
     assert sender == remaining[1 % 2].sender.address  # turns over the two signers left
     assert len((await cluster.accepted())[1]) == 1
+
+
+async def test_an_orphaned_publication_is_replaced_by_the_operators_together(
+    cluster: Cluster,
+) -> None:
+    """A reorg orphans the published retarget of epoch 1 inside the challenge window: each
+    node raises one critical alert, signs the new block, and exactly one ``replace`` lands,
+    with two of three signatures; the peers' signatures over the old block (made before
+    the reorg) are no conflict."""
+    async with contextlib.AsyncExitStack() as stack:
+        hooks = [await stack.enter_async_context(WebhookReceiver()) for _ in cluster.operators]
+        services = [
+            cluster.service(op, submit_delay_s=1.0, webhooks=[hook.url])
+            for op, hook in zip(cluster.operators, hooks, strict=True)
+        ]
+        for service in services:
+            await stack.enter_async_context(running(service))
+        await wait_for(lambda: _published_everywhere(cluster, 0, cluster.operators), 60, "epoch 0")
+        await asyncio.to_thread(cluster.bitcoind.mine, 2016)
+        await wait_for(lambda: _published_everywhere(cluster, 1, cluster.operators), 60, "epoch 1")
+        old = _block_hash(cluster.bitcoind, 1)
+        before = len(await cluster.contract_transactions())
+        cluster.bitcoind.rpc("invalidateblock", old)
+        await asyncio.to_thread(cluster.bitcoind.mine, 2, LIAR_ADDRESS)  # longer: 2016', 2017'
+        new = _block_hash(cluster.bitcoind, 1)
+        assert new != old
+
+        async def replaced_everywhere() -> bool:
+            stored = await cluster.oracle.retarget(1)
+            if stored is None or stored.block_hash_hex != new:
+                return False
+            for op in cluster.operators:
+                if await cluster.database_status(op, 1) != ("published", new):
+                    return False
+            return True
+
+        try:
+            await wait_for(replaced_everywhere, 60, "epoch 1 replaced and recorded")
+        except AssertionError:
+            raise AssertionError(cluster.logs()) from None
+        await asyncio.sleep(2 * 1.0 + 1)  # every operator's turn passes: still one replace
+        for service in services:
+            await service.parts.monitor.alerter.drain()
+    replaced = await cluster.accepted("EpochReplaced")
+    assert sorted(replaced) == [1] and len(replaced[1]) == 1, replaced
+    assert bytes(replaced[1][0]["args"]["oldHash"]).hex() == old
+    assert len(await cluster.contract_transactions()) == before + 1
+    sender, signers = await cluster.submission(1, "EpochReplaced")
+    assert sender == cluster.designated(1).sender.address
+    assert len(signers) == THRESHOLD
+    for hook in hooks:  # one critical alert per node, resolved by the replacement
+        firing = [a for a in hook.alerts if a["status"] == "firing"]
+        assert [a["kind"] for a in firing if a["severity"] == "critical"] == [
+            "orphaned_published"
+        ], firing
+        assert "peer_conflict" not in hook.kinds()
+    for op in cluster.operators:  # each node signed both blocks, in turn
+        blocks = {a.report["block_hash_hex"] for a in await cluster.attestations(op, 1)
+                  if a.source == "self"}  # fmt: skip
+        assert blocks == {old, new}

@@ -54,7 +54,7 @@ def test_replay_mainnet_checkpoints_is_resumable_and_idempotent(tmp_path: Path) 
 
     from oracle.store.repository import open_repository
 
-    async def stored() -> tuple[int, int, int, int, list[tuple[int, str, int, int]]]:
+    async def stored() -> tuple[int, int, int, int, list[tuple[int, str, int, int]], list[bytes | None]]:
         repo = await open_repository(db)
         try:
             v14 = await repo.index_value("mainnet", 14, 284)
@@ -62,11 +62,16 @@ def test_replay_mainnet_checkpoints_is_resumable_and_idempotent(tmp_path: Path) 
             v84 = await repo.index_value("mainnet", 84, 436)
             history = await repo.agreed_history("mainnet")
             tail = [(h.height, h.block_hash_hex, h.bits, h.time) for h in history[414:]]
-            return v14.fixed, v28.fixed, v84.fixed, len(history), tail
+            proofs = []
+            for epoch in (0, 1, 413, 414):
+                record = await repo.get_retarget("mainnet", epoch)
+                assert record is not None
+                proofs.append(record.last_header)
+            return v14.fixed, v28.fixed, v84.fixed, len(history), tail, proofs
         finally:
             await repo.close()
 
-    fixed14, fixed28, fixed84, count, tail = asyncio.run(stored())
+    fixed14, fixed28, fixed84, count, tail, (genesis, first, last, bound) = asyncio.run(stored())
     assert count == 437
     with (ROOT / "oracle" / "data" / "retarget_headers_2016_878976.csv").open() as f:
         expected = [
@@ -76,6 +81,12 @@ def test_replay_mainnet_checkpoints_is_resumable_and_idempotent(tmp_path: Path) 
         ]
     assert tail == expected and len(tail) == 23
     assert str(fixed84) == by_epoch[436]["bme"]["84"]["fixed"]
+    # the proof's first half (height 2016e-1, checked by the retarget rule) is kept for
+    # every epoch whose 2016e-1 header is bundled; the genesis has no previous epoch, and
+    # 414.. are agreed by the [1/4, 4] bound only (no 2016e-1 header bundled): not publishable
+    checkpoints = mainnet_checkpoints()
+    assert genesis is None and bound is None
+    assert first == checkpoints[2015].raw and last == checkpoints[413 * 2016 - 1].raw
     assert str(fixed14) == by_epoch[284]["bme"]["14"]["fixed"]
     assert str(fixed28) == by_epoch[285]["bme"]["28"]["fixed"]
     assert str(fixed14).startswith("3958")  # 3.958E-05 x 10^18

@@ -73,7 +73,12 @@ class World:
 
 async def _add_submission_and_health(repository: Repository) -> None:
     submission = await repository.create_submission(
-        CHAIN_ID, CONTRACT, SUBMITTED_EPOCH, ["0x" + "11" * 20], {"epoch": SUBMITTED_EPOCH}
+        CHAIN_ID,
+        CONTRACT,
+        SUBMITTED_EPOCH,
+        ["0x" + "11" * 20],
+        {"epoch": SUBMITTED_EPOCH},
+        block_hash_hex="ab" * 32,
     )
     for nonce_fee, tx in ((30, FIRST_TX), (45, FINAL_TX)):
         await repository.add_submission_tx(

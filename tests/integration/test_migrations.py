@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, String, Table, inspect
+from sqlalchemy import Column, Integer, MetaData, String, Table, inspect, text
 from sqlalchemy.engine import Connection
 
 from oracle.cli import main
@@ -74,6 +74,49 @@ async def test_upgrade_downgrade_upgrade(store_url: str) -> None:
     assert await _tables(store_url) == set()
     assert await migrate.upgrade(store_url, "head") == head
     assert await _tables(store_url) == TABLES
+
+
+async def _execute(url: str, *statements: str) -> list[tuple[object, ...]]:
+    """Run SQL statements in one transaction; the rows of the last one."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            result = None
+            for statement in statements:
+                result = await connection.execute(text(statement))
+            if result is None or not result.returns_rows:
+                return []
+            return [tuple(row) for row in result]
+    finally:
+        await engine.dispose()
+
+
+async def test_0002_keeps_the_data_up_down_up(store_url: str) -> None:
+    """Contract v2's revision on a database with a submission and a publication: the
+    submission's block is taken from its stored report, the proof header column appears;
+    down and up again keep the rows."""
+    assert await migrate.upgrade(store_url, "0001") == "0001"
+    report = json.dumps({"epoch": 7, "block_hash_hex": "ab" * 32, "bits": 1, "time": 2})
+    now = "2026-11-30 00:00:00+00:00"
+    await _execute(
+        store_url,
+        "INSERT INTO submissions (chain_id, contract_address, epoch, signers, report, state, "
+        f"client_token, created_at, updated_at) VALUES (1, '0x{'ab' * 20}', 7, '[]', "
+        f"'{report}', 'confirmed', 'token', '{now}', '{now}')",
+        "INSERT INTO publications (network, epoch, block_hash_hex, chain_id, contract_address, "
+        f"tx_hash, published_at) VALUES ('mainnet', 7, '{'ab' * 32}', 1, '0x{'ab' * 20}', "
+        f"NULL, '{now}')",
+    )
+    assert await migrate.upgrade(store_url) == migrate.head_revision()
+    assert await _execute(store_url, "SELECT epoch, block_hash_hex FROM submissions") == [
+        (7, "ab" * 32)
+    ]
+    assert await _execute(store_url, "SELECT count(last_header) FROM retargets") == [(0,)]
+    assert await migrate.downgrade(store_url, "0001") == "0001"
+    assert await _execute(store_url, "SELECT count(*) FROM submissions") == [(1,)]
+    assert await _execute(store_url, "SELECT count(*) FROM publications") == [(1,)]
+    assert await migrate.upgrade(store_url) == migrate.head_revision()
+    assert await _diff(store_url, Base.metadata) == []
 
 
 async def test_models_and_migrations_do_not_drift(store_url: str) -> None:

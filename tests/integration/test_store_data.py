@@ -64,6 +64,17 @@ def retarget_headers() -> dict[int, RetargetHeader]:
     return result
 
 
+@cache
+def last_headers() -> dict[int, bytes]:
+    """Epoch e -> the raw header at height 2016e-1 (the parent of its retarget block)."""
+    with DATA.open(newline="") as handle:
+        return {
+            (int(row["height"]) + 1) // 2016: bytes.fromhex(row["header_hex"])
+            for row in csv.DictReader(handle)
+            if row["role"] == "last"
+        }
+
+
 def sibling(header: RetargetHeader, nonce_delta: int = 1) -> RetargetHeader:
     """The same header with another nonce: a competing block for the same epoch."""
     (nonce,) = struct.unpack_from("<I", header.raw, 76)

@@ -8,6 +8,7 @@ typed errors -- so they are checked on both backends, not mocked.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -19,7 +20,7 @@ from oracle.index.bme import EpochTarget, bme_series
 from oracle.store.records import ObservationInput
 from oracle.store.repository import Repository
 from oracle.store.types import UINT256_MAX
-from tests.integration.test_store_data import retarget_headers, sibling
+from tests.integration.test_store_data import last_headers, retarget_headers, sibling
 
 NET = "mainnet"
 CONTRACT = "0x" + "ab" * 20
@@ -187,6 +188,51 @@ async def test_published_epoch_cannot_be_replaced_or_orphaned(repository: Reposi
     assert [p.tx_hash for p in stored.publications] == [TX1, TX2, TX2]
     assert stored.publications[0].contract_address == CONTRACT
     assert await repository.epochs_with_status(NET, "published") == [404]
+
+
+async def test_the_proof_header_is_the_retarget_blocks_parent(repository: Repository) -> None:
+    """``last_header`` (height 2016e-1) is stored with the agreed epoch, must link to the
+    retarget header, and can be learned later (an epoch first agreed without it)."""
+    header, last = retarget_headers()[407], last_headers()[407]
+    with pytest.raises(InputError, match="not the retarget block's parent"):
+        await repository.record_agreed_many(
+            NET, [dataclasses.replace(header.agreed(), last_header=last_headers()[406])]
+        )
+    without = await repository.record_agreed_many(NET, [header.agreed()])
+    assert without[0].last_header is None
+    (filled,) = await repository.record_agreed_many(
+        NET, [dataclasses.replace(header.agreed(), last_header=last)]
+    )
+    assert filled.last_header == last
+    stored = await repository.get_retarget(NET, 407)
+    assert stored is not None and stored.last_header == last and stored.raw_header == header.raw
+
+
+async def test_a_published_block_orphaned_by_a_reorg_is_replaced(repository: Repository) -> None:
+    """The correction path: the published block is orphaned on purpose, the new block is
+    agreed and published to the same contract; both publications are kept."""
+    header = retarget_headers()[408]
+    replacement = sibling(header)
+    await repository.record_agreed_many(NET, [header.agreed()])
+    await repository.mark_published(NET, 408, tx_hash=TX1, chain_id=1, contract=CONTRACT)
+    orphaned = await repository.mark_orphaned(
+        NET, 408, header.block_hash_hex, even_if_published=True
+    )
+    assert orphaned.status == "orphaned" and orphaned.published_at is not None
+    await repository.record_agreed_many(NET, [replacement.agreed()])
+    new = replacement.block_hash_hex
+    await repository.mark_published(
+        NET, 408, tx_hash=TX2, chain_id=1, contract=CONTRACT, block_hash_hex=new
+    )
+    stored = await repository.get_retarget(NET, 408)
+    assert stored is not None and stored.status == "published"
+    assert stored.block_hash_hex == replacement.block_hash_hex
+    assert [(p.block_hash_hex, p.tx_hash) for p in stored.publications] == [
+        (header.block_hash_hex, TX1),
+        (replacement.block_hash_hex, TX2),
+    ]
+    (old,) = stored.others
+    assert old.block_hash_hex == header.block_hash_hex and old.status == "orphaned"
 
 
 async def test_mark_published_needs_an_agreed_retarget(repository: Repository) -> None:
@@ -372,7 +418,7 @@ async def test_conflicting_attestation_evidence(repository: Repository) -> None:
 # --- submissions ------------------------------------------------------------------------
 
 
-REPORT = {"epoch": 410, "bits": 0x17034219, "time": 1_700_000_000, "blockHash": "0x" + "ab" * 32}
+REPORT = {"epoch": 410, "bits": 0x17034219, "time": 1_700_000_000, "block_hash_hex": "ab" * 32}
 
 
 async def test_submission_lifecycle(repository: Repository) -> None:
@@ -471,6 +517,32 @@ async def test_failed_submission_frees_the_epoch(repository: Repository) -> None
     await repository.create_submission(5, CONTRACT, 411, SIGNERS, REPORT)
     await repository.create_submission(1, "0x" + "cd" * 20, 411, SIGNERS, REPORT)
     assert await repository.submission_for_epoch(1, CONTRACT, 999) is None
+
+
+async def test_a_replacement_is_another_block_of_a_confirmed_epoch(
+    repository: Repository,
+) -> None:
+    """After a reorg the epoch's new block goes through ``replace``: a submission of its own
+    once the first one is confirmed; never two in flight for one epoch."""
+    first = await repository.create_submission(1, CONTRACT, 413, SIGNERS, REPORT)
+    other = {**REPORT, "block_hash_hex": "cd" * 32, "function": "replace"}
+    with pytest.raises(StoreConflict, match="already exists"):  # the first is still live
+        await repository.create_submission(1, CONTRACT, 413, SIGNERS, other)
+    await repository.add_submission_tx(
+        first, nonce=1, tx_hash=TX1, raw_tx=b"x", max_fee_per_gas=2, max_priority_fee_per_gas=1
+    )
+    await repository.transition_submission(first, "broadcast", tx_hash=TX1)
+    await repository.transition_submission(first, "mined", tx_hash=TX1)
+    await repository.transition_submission(first, "confirmed", tx_hash=TX1)
+    second = await repository.create_submission(1, CONTRACT, 413, SIGNERS, other)
+    assert second != first
+    found = await repository.submission_for_epoch(1, CONTRACT, 413)
+    assert found is not None and found.id == second and found.function == "replace"
+    assert found.block_hash_hex == "cd" * 32
+    by_block = await repository.submission_for_epoch(1, CONTRACT, 413, "ab" * 32)
+    assert by_block is not None and by_block.id == first and by_block.function == "submit"
+    with pytest.raises(StoreConflict, match="already exists"):  # the first block, again
+        await repository.create_submission(1, CONTRACT, 413, SIGNERS, REPORT)
 
 
 async def test_concurrent_create_submission_only_one_wins(repository: Repository) -> None:

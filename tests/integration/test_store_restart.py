@@ -84,7 +84,9 @@ async def _one_epoch(repository: Repository, epoch: int) -> None:
         "mainnet", [header.observation(s) for s in ("bitcoind", "esplora", "blockchain_com")]
     )
     await repository.record_agreed_many("mainnet", [header.agreed()])
-    sid = await repository.create_submission(1, CONTRACT, epoch, SIGNERS, {"epoch": epoch})
+    sid = await repository.create_submission(
+        1, CONTRACT, epoch, SIGNERS, {"epoch": epoch}, block_hash_hex=header.block_hash_hex
+    )
     await repository.add_submission_tx(
         sid,
         nonce=epoch,

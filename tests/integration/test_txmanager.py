@@ -2,7 +2,11 @@
 
 Every scenario ends with the same check: exactly one ``ReportAccepted`` for the
 epoch on chain, and the store agreeing with the chain about which transaction
-put it there. Crashes are simulated by a step observer that raises between two
+put it there. The contract (v2) is anchored at the epoch before (a genesis
+checkpoint from real mainnet data) and every report carries its chain-bound
+proof (the real headers at 2016e-1 and 2016e); the correction path
+(``replace``) is exercised on a regtest-mode contract, where a competing block
+for an epoch can be mined. Crashes are simulated by a step observer that raises between two
 steps (``tests/fixtures/crashhooks.py``); the "restarted" manager is a new
 instance with a new connection and only the database in common. Node trouble
 is real: automine off for stuck transactions, ``anvil_dropTransaction`` for a
@@ -20,9 +24,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from oracle.bitcoin.difficulty import NETWORKS
 from oracle.bitcoin.header import parse_header
 from oracle.errors import PublishError
+from oracle.publish.anchor import Checkpoint
 from oracle.publish.contract import ContractReverted, OracleContract, connect
 from oracle.publish.fees import FeePolicy
 from oracle.publish.ports import Step, StepObserver
@@ -34,6 +38,7 @@ from tests.fixtures.anvil import (
     AnvilNode,
     ChainAccounts,
     OnChain,
+    mainnet_proof,
     mainnet_retarget_headers,
 )
 from tests.fixtures.crashhooks import CrashAt, OnStep, SimulatedCrash
@@ -63,7 +68,7 @@ class Rig:
     accounts: ChainAccounts
     report: Report
     signatures: list[ReportSignature]
-    header: bytes
+    proof: bytes
     connections: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -85,7 +90,7 @@ class Rig:
         )
 
     async def submit(self, manager: TxManager) -> Outcome:
-        return await manager.submit(self.report, self.signatures, self.header)
+        return await manager.submit(self.report, self.signatures, self.proof)
 
     async def accepted_events(self) -> list[Any]:
         logs = await self.oracle.contract.events.ReportAccepted().get_logs(from_block=0)
@@ -148,16 +153,23 @@ async def wait_until(
         await asyncio.sleep(0.02)
 
 
+def mainnet_checkpoint(epoch: int) -> Checkpoint:
+    """A genesis at a real mainnet epoch, seeded with the bits of the 5 epochs before."""
+    header = parse_header(HEADERS[epoch])
+    seeds = tuple(parse_header(HEADERS[e]).bits for e in range(max(0, epoch - 5), epoch))
+    return Checkpoint(epoch, header.block_hash_hex, header.bits, header.time, seeds)
+
+
 async def make_rig(node: AnvilNode, accounts: ChainAccounts, repository: Repository) -> Rig:
     onchain = OnChain(node, accounts)
-    oracle = await onchain.deploy(pow_limit=NETWORKS["mainnet"].pow_limit, threshold=3)
-    header = HEADERS[EPOCH]
-    report = Report.for_epoch(EPOCH, parse_header(header))
+    oracle = await onchain.deploy(genesis=mainnet_checkpoint(EPOCH - 1), threshold=3)
+    report = Report.for_epoch(EPOCH, parse_header(HEADERS[EPOCH]), await oracle.config_version())
     signatures = [
         s.sign_report(report, chain_id=CHAIN_ID, contract_address=oracle.address)
         for s in accounts.signers[:3]
     ]
-    return Rig(node, onchain, oracle, repository, accounts, report, signatures, header)
+    proof = mainnet_proof(EPOCH)
+    return Rig(node, onchain, oracle, repository, accounts, report, signatures, proof)
 
 
 @pytest.fixture
@@ -214,7 +226,7 @@ async def _is(getter: Callable[[], Awaitable[Any]], value: Any) -> bool:
 async def test_a_refused_report_is_decoded_and_nothing_is_stored(rig: Rig) -> None:
     two = rig.signatures[:2]
     with pytest.raises(ContractReverted) as caught:
-        await rig.manager().submit(rig.report, two, rig.header)
+        await rig.manager().submit(rig.report, two, rig.proof)
     assert (caught.value.name, caught.value.args_by_name) == (
         "TooFewSignatures",
         {"count": 2, "threshold": 3},
@@ -365,8 +377,13 @@ async def test_crash_before_any_transaction_was_stored(rig: Rig) -> None:
 
 
 async def test_reverted_transaction_is_decoded_and_recorded(rig: Rig) -> None:
-    """Another operator's transaction for the same epoch lands first in the same block."""
+    """Another operator's transaction for the same epoch lands first in the same block.
+
+    It is sent after ours with a higher tip (anvil orders a block by fees): sent before,
+    our simulation on the pending block would already see it and nothing would be sent."""
     rig.automine(False)
+    task = asyncio.create_task(rig.submit(rig.manager()))
+    await wait_until(lambda: _is(rig.state, "broadcast"), "our broadcast")
     accounts = rig.accounts
     packed = rig.onchain.sign(rig.report, accounts.signers[:3], rig.oracle.address)
     rival_raw, _ = accounts.deployer.sign_transaction(
@@ -377,7 +394,7 @@ async def test_reverted_transaction_is_decoded_and_recorded(rig: Rig) -> None:
                 accounts.deployer.address, "pending"
             ),
             "to": rig.oracle.address,
-            "data": rig.oracle.submit_calldata(rig.report, packed, rig.header),
+            "data": rig.oracle.submit_calldata(rig.report, packed, rig.proof),
             "gas": 300_000,
             "maxFeePerGas": 100 * GWEI,
             "maxPriorityFeePerGas": 20 * GWEI,
@@ -385,8 +402,6 @@ async def test_reverted_transaction_is_decoded_and_recorded(rig: Rig) -> None:
         }
     )
     await rig.onchain.w3.eth.send_raw_transaction(rival_raw)
-    task = asyncio.create_task(rig.submit(rig.manager()))
-    await wait_until(lambda: _is(rig.state, "broadcast"), "our broadcast")
     rig.mine(1)
     with pytest.raises(ContractReverted) as caught:
         await asyncio.wait_for(task, 20)

@@ -2,7 +2,10 @@
 
 Real anvil, real repository (both backends), keys from keystores with the password
 from the environment-style ``Secret``. The peer-signature source returns one valid
-signature from another operator and one forged claim, which must be ignored.
+signature from another operator and one forged claim, which must be ignored. The
+contract (v2) starts at a genesis checkpoint: epochs before it are not published,
+the next ones go with their chain-bound proof, and an epoch whose 2016e-1 header the
+oracle does not hold is refused before anything is signed or sent.
 """
 
 from __future__ import annotations
@@ -11,10 +14,9 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from oracle.bitcoin.difficulty import NETWORKS
 from oracle.bitcoin.header import parse_header
 from oracle.config import Config, NetworkConfig, PublisherConfig, Secret
-from oracle.errors import ConfigError
+from oracle.errors import ConfigError, ProofUnavailable
 from oracle.index.bme import EpochTarget, bme
 from oracle.publish.publisher import build_publisher
 from oracle.publish.signing import Report, ReportSignature
@@ -25,12 +27,20 @@ from tests.fixtures.anvil import (
     AnvilNode,
     ChainAccounts,
     OnChain,
+    mainnet_boundary_headers,
     mainnet_retarget_headers,
 )
+from tests.integration.test_txmanager import mainnet_checkpoint
 
 pytestmark = pytest.mark.anvil
 
 HEADERS = mainnet_retarget_headers()
+GENESIS = 409
+
+
+def last_header(epoch: int) -> bytes:
+    """The real mainnet header at height 2016e-1."""
+    return mainnet_boundary_headers()[epoch * 2016 - 1]
 
 
 def publisher_config(
@@ -58,7 +68,7 @@ async def test_publisher_signs_locally_adds_peer_signatures_and_lands_epochs(
 ) -> None:
     node = anvil_factory()
     onchain = OnChain(node, test_accounts)
-    oracle = await onchain.deploy(pow_limit=NETWORKS["mainnet"].pow_limit, threshold=3)
+    oracle = await onchain.deploy(genesis=mainnet_checkpoint(GENESIS), threshold=3)
     peer = test_accounts.signers[2]
     forger = test_accounts.new_owner  # not a signer; claims to be signers[3]
 
@@ -77,12 +87,20 @@ async def test_publisher_signs_locally_adds_peer_signatures_and_lands_epochs(
     try:
         await publisher.ping()
         assert await publisher.reconcile() == []
-        report = publisher.report_for(410, HEADERS[410])
+        report = publisher.report_for(410, HEADERS[410], await oracle.config_version())
+        assert report.config_version == 1
         signed = await publisher.sign(report)
         assert sorted(s.signer for s in signed) == sorted(
             s.address for s in test_accounts.signers[:3]
         )
-        hashes = [await publisher.publish_epoch(e, HEADERS[e]) for e in (410, 411)]
+        # before the genesis: nothing to publish; the genesis itself is on chain already
+        before = await publisher.publish_epoch(405, HEADERS[405], last_header(405))
+        assert (before.status, before.tx_hash) == ("before_genesis", None)
+        genesis = await publisher.publish_epoch(GENESIS, HEADERS[GENESIS], None)
+        assert (genesis.status, genesis.tx_hash) == ("already_on_chain", None)
+        landed = [await publisher.publish_epoch(e, HEADERS[e], last_header(e)) for e in (410, 411)]
+        assert [(o.status, o.function) for o in landed] == [("confirmed", "submit")] * 2
+        hashes = [o.tx_hash for o in landed]
         assert all(h is not None and h.startswith("0x") for h in hashes)
         for epoch, tx_hash in zip((410, 411), hashes, strict=True):
             receipt = node.call("eth_getTransactionReceipt", tx_hash)
@@ -94,7 +112,12 @@ async def test_publisher_signs_locally_adds_peer_signatures_and_lands_epochs(
                 and stored.block_hash_hex == parse_header(HEADERS[epoch]).block_hash_hex
             )
         # Already on chain: the same hash again (found from the contract's event), nothing sent.
-        assert await publisher.publish_epoch(411, HEADERS[411]) == hashes[1]
+        again = await publisher.publish_epoch(411, HEADERS[411], last_header(411))
+        assert (again.status, again.tx_hash) == ("already_on_chain", hashes[1])
+        # Without the 2016e-1 header there is no proof: refused, nothing stored or sent.
+        with pytest.raises(ProofUnavailable, match="epoch 412 was agreed without"):
+            await publisher.publish_epoch(412, HEADERS[412], None)
+        assert await repository.submission_for_epoch(CHAIN_ID, oracle.address, 412) is None
         window = [EpochTarget.from_bits(e, parse_header(HEADERS[e]).bits) for e in (410, 411)]
         assert await publisher.bme(28, 411) == bme(28, window).fixed
     finally:

@@ -255,3 +255,37 @@ async def test_url_credentials_are_scrubbed_from_messages_and_fields(
     assert "pa55w0rd" not in repr(logs) and "topsecret" not in repr(logs)
     assert payload["fields"]["error"] == "POST https://***@rpc.example/v1 refused"
     assert "http://***@10.0.0.1:8545/" in payload["message"]
+
+
+async def test_an_orphaned_publication_is_one_critical_alert_resolved_by_its_replacement(
+    receiver: tuple[Receiver, str],
+) -> None:
+    """``MonitorHub``: the alert carries what the contract allows (replace or re-anchor);
+    the replacement on chain resolves it; a replacement without an alert sends nothing."""
+    from oracle.config import Config
+    from oracle.monitor.hub import MonitorHub
+
+    hook, url = receiver
+    config = Config(monitor=MonitorConfig(webhooks=(url,), webhook_retries=0))
+    hub = MonitorHub(config, repository=None)  # type: ignore[arg-type]
+    try:
+        await hub.orphaned(7, "aa" * 32, published=True, detail="its challenge window is open")
+        await hub.replaced(7, "aa" * 32, "bb" * 32, "0x" + "01" * 32)
+        await hub.replaced(8, None, "cc" * 32, None)  # never alerted: nothing to resolve
+        await hub.alerter.drain()
+    finally:
+        await hub.close()
+    firing, resolved = hook.received
+    assert (firing["kind"], firing["severity"], firing["status"]) == (
+        "orphaned_published",
+        "critical",
+        "firing",
+    )
+    assert firing["message"].endswith("left the best chain; its challenge window is open")
+    assert (resolved["kind"], resolved["status"], resolved["key"]) == (
+        "orphaned_published",
+        "resolved",
+        "epoch:7",
+    )
+    assert f"replaced on chain by block {'bb' * 32}" in resolved["message"]
+    assert hub.metrics.sample("bme_oracle_orphaned_published_total") == 1

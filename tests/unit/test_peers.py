@@ -7,6 +7,7 @@ well, slowly, with garbage, with HTTP errors or with bodies over the cap.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -25,7 +26,9 @@ from oracle.publish.signing import KeystoreAccount, Report, recover_signer
 
 CHAIN_ID = 31337
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-REPORT = Report(epoch=7, block_hash_hex="ab" * 32, bits=0x207FFFFF, time=1_700_000_000)
+REPORT = Report(
+    epoch=7, block_hash_hex="ab" * 32, bits=0x207FFFFF, time=1_700_000_000, config_version=3
+)
 
 
 def _account() -> KeystoreAccount:
@@ -94,6 +97,9 @@ def test_not_an_object_is_garbage() -> None:
         lambda e: e["report"].update(block_hash_hex="AB" * 32),
         lambda e: e["report"].update(extra=1),
         lambda e: e["report"].update(epoch=6),
+        lambda e: e["report"].pop("config_version"),  # a contract v1 report
+        lambda e: e["report"].update(config_version=True),
+        lambda e: e["report"].update(config_version="3"),
         lambda e: e.update(report=None),
     ],
 )
@@ -123,6 +129,20 @@ def test_signer_set_is_sorted_by_address_value_and_designates_round_robin() -> N
         assert sorted(ranks) == [0, 1, 2]  # every operator has its own turn
         assert ranks[epoch % 3] == 0
         assert ranks[(epoch + 1) % 3] == 1 and ranks[(epoch + 2) % 3] == 2
+
+
+def test_the_signer_set_carries_the_configuration_version_reports_are_signed_under() -> None:
+    """A report under another configuration version is another message: its signature
+    recovers to someone else, so a stale signature never counts for the current report."""
+    account = _account()
+    signer_set = SignerSet.of([account.address], 1, config_version=4)
+    assert signer_set.config_version == 4 and SignerSet.of([], 1).config_version == 1
+    current = dataclasses.replace(REPORT, config_version=signer_set.config_version)
+    stale = account.sign_report(REPORT, chain_id=CHAIN_ID, contract_address=CONTRACT)
+    recovered = recover_signer(
+        current, stale.signature, chain_id=CHAIN_ID, contract_address=CONTRACT
+    )
+    assert recovered != account.address
 
 
 def test_a_node_with_several_keys_takes_its_best_rank_and_outsiders_none() -> None:
