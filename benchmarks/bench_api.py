@@ -113,7 +113,7 @@ async def store_signatures(url: str, contract: str) -> int:
     stored = 0
     try:
         for epoch in range(400, 414):
-            report = Report.for_epoch(epoch, headers[epoch * 2016])
+            report = Report.for_epoch(epoch, headers[epoch * 2016], config_version=1)
             for key in keys:
                 signature = key.sign_report(report, chain_id=CHAIN_ID, contract_address=contract)
                 stored += await repository.save_attestation(

@@ -12,7 +12,6 @@ name a peer by scheme and host only.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
@@ -22,6 +21,7 @@ import structlog
 from oracle.errors import PeerError
 from oracle.monitor.alerts import webhook_label
 from oracle.peers.wire import PeerDataError, SignedReport, parse_body
+from oracle.sources.boundedjson import loads_bounded
 
 log = structlog.get_logger(__name__)
 
@@ -111,7 +111,7 @@ class PeerClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerUnavailable(f"{type(exc).__name__}") from None
         try:
-            return json.loads(body)
+            return loads_bounded(body)
         except (UnicodeDecodeError, ValueError):
             raise PeerDataError("answer is not JSON") from None
 

@@ -22,7 +22,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 from eth_utils.abi import collapse_if_tuple, function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import TxParams
 
@@ -36,6 +36,7 @@ from oracle.publish.anchor import (
     Checkpoint,
 )
 from oracle.publish.signing import KeystoreAccount, Report
+from oracle.sources.boundedweb3 import BoundedAsyncHTTPProvider
 
 ORACLE = "DifficultyOracle"
 AGGREGATOR = "BmeAggregator"
@@ -130,7 +131,7 @@ def revert_from_exception(exc: BaseException) -> ContractReverted | None:
 def connect(rpc_url: str, *, timeout_s: float = 10.0) -> AsyncWeb3[Any]:
     """An AsyncWeb3 on an HTTP JSON-RPC endpoint (the URL is never logged with credentials)."""
     timeout = aiohttp.ClientTimeout(total=timeout_s)
-    return AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    return AsyncWeb3(BoundedAsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,9 @@ def test_replay_mainnet_checkpoints_is_resumable_and_idempotent(tmp_path: Path) 
 
     from oracle.store.repository import open_repository
 
-    async def stored() -> tuple[int, int, int, int, list[tuple[int, str, int, int]], list[bytes | None]]:
+    async def stored() -> tuple[
+        int, int, int, int, list[tuple[int, str, int, int]], list[bytes | None]
+    ]:
         repo = await open_repository(db)
         try:
             v14 = await repo.index_value("mainnet", 14, 284)
