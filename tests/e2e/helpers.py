@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -160,6 +161,32 @@ async def wait_for(
         await asyncio.sleep(0.1)
 
 
+class PublicationPasses:
+    """Records every publication pass of an in-process service as it completes (the tip
+    height it ran for), so a test waits for "a pass after X" instead of sleeping."""
+
+    def __init__(self, service: Service) -> None:
+        self.done: list[int] = []
+        pipeline = service.parts.pipeline
+        original = pipeline.publish_confirmed
+
+        async def recorded(tip_height: int) -> Any:
+            try:
+                return await original(tip_height)
+            finally:
+                self.done.append(tip_height)
+
+        pipeline.publish_confirmed = recorded  # type: ignore[method-assign]
+
+    async def after(self, height: int, timeout_s: float = 60.0, count: int = 1) -> None:
+        """Wait until ``count`` passes for a tip at or above ``height`` have completed."""
+
+        async def seen() -> bool:
+            return sum(h >= height for h in self.done) >= count
+
+        await wait_for(seen, timeout_s, f"{count} publication pass(es) at height >= {height}")
+
+
 async def status_of(service: Service, epoch: int) -> str | None:
     record = await service.repository.get_retarget("regtest", epoch)
     return None if record is None else record.status
@@ -244,3 +271,199 @@ def terminate(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def wait_until(predicate: Callable[[], T | None], timeout_s: float = 60.0, what: str = "") -> T:
+    """Poll ``predicate`` (blocking) until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {timeout_s} s: {what}")
+        time.sleep(0.02)  # polling the condition, not a blind wait
+
+
+# ---------------------------------------------------------------- an EVM RPC gate
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Which JSON-RPC request an ``EvmGate`` stops (once), to freeze a daemon at one step.
+
+    The first request for ``method`` (whose params include ``param``, if given) after a
+    request for ``after`` (whose answer had a non-null result, with ``after_result``) is
+    held: never forwarded (``forward`` False: the daemon is stopped just before that call
+    reaches the node) or forwarded with its answer held back (``forward`` True: the node
+    acted, the daemon does not know yet)."""
+
+    method: str
+    forward: bool = False
+    param: object = None
+    after: str | None = None
+    after_result: bool = False
+
+
+class EvmGate:
+    """A JSON-RPC proxy in front of an EVM node, in a thread of the test process.
+
+    Every request is forwarded as is, except the one an armed ``Hold`` matches: that one
+    waits until ``release()``; ``held`` is set when it arrived. A test kills the daemon
+    while it waits on the held call, which lands the kill exactly between two steps of
+    the transaction manager, from outside the process.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+
+        gate = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                reply = gate.relay(body)
+                if reply is None:  # held and not forwarded: the caller is dead by now
+                    self.close_connection = True
+                    self.send_error(503)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def handle(self) -> None:
+                with contextlib.suppress(OSError):
+                    super().handle()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.upstream = upstream
+        self.held = threading.Event()
+        self.held_request: dict[str, Any] | None = None
+        self._release = threading.Event()
+        self._lock = threading.Lock()
+        self._hold: Hold | None = None
+        self._after_seen = False
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def arm(self, hold: Hold) -> None:
+        with self._lock:
+            self._hold, self._after_seen = hold, hold.after is None
+            self.held_request = None
+            self.held.clear()
+            self._release.clear()
+
+    def release(self) -> None:
+        """Let a held request go on (and any later one pass); disarms."""
+        with self._lock:
+            self._hold = None
+        self._release.set()
+
+    def _forward(self, body: bytes) -> bytes:
+        request = urllib.request.Request(self.upstream, body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            data: bytes = response.read()
+            return data
+
+    def relay(self, body: bytes) -> bytes | None:
+        try:
+            call = json.loads(body)
+        except ValueError:
+            call = None
+        method = call.get("method") if isinstance(call, dict) else None
+        params = call.get("params") if isinstance(call, dict) else None
+        with self._lock:
+            hold = self._hold
+            matched = (
+                hold is not None
+                and self._after_seen
+                and self.held_request is None
+                and method == hold.method
+                and (hold.param is None or hold.param in (params or []))
+            )
+            if matched:
+                self.held_request = call  # once per arming
+        if not matched:
+            reply = self._forward(body)
+            if hold is not None and method == hold.after and not self._after_seen:
+                result = json.loads(reply).get("result") if hold.after_result else True
+                if result is not None:
+                    with self._lock:
+                        self._after_seen = True
+            return reply
+        assert hold is not None
+        reply = self._forward(body) if hold.forward else None
+        self.held.set()
+        self._release.wait(timeout=120)
+        return reply
+
+    def __enter__(self) -> EvmGate:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+def evm_rpc(url: str, method: str, *params: Any) -> Any:
+    """One JSON-RPC call to an EVM node with the standard library (independent of web3)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+    request = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        reply = json.loads(response.read())
+    if reply.get("error"):
+        raise RuntimeError(f"{method}: {reply['error']}")
+    return reply["result"]
+
+
+@dataclass(frozen=True)
+class ContractTx:
+    """One transaction some sender sent to a contract, as mined."""
+
+    block: int
+    tx_hash: str
+    sender: str
+    nonce: int
+    input: bytes
+    status: int
+
+
+def contract_transactions(evm_url: str, address: str, from_block: int = 0) -> list[ContractTx]:
+    """Every transaction mined in blocks ``from_block``.. whose ``to`` is ``address``, from
+    any sender, reverted ones included: read block by block, not from the contract's
+    events (which a contract may deduplicate or leave out)."""
+    found = []
+    target = address.lower()
+    latest = int(evm_rpc(evm_url, "eth_blockNumber"), 16)
+    for number in range(from_block, latest + 1):
+        block = evm_rpc(evm_url, "eth_getBlockByNumber", hex(number), True)
+        for tx in block["transactions"]:
+            if (tx.get("to") or "").lower() != target:
+                continue
+            receipt = evm_rpc(evm_url, "eth_getTransactionReceipt", tx["hash"])
+            found.append(
+                ContractTx(
+                    block=number,
+                    tx_hash=tx["hash"],
+                    sender=tx["from"].lower(),
+                    nonce=int(tx["nonce"], 16),
+                    input=bytes.fromhex(tx["input"].removeprefix("0x")),
+                    status=int(receipt["status"], 16),
+                )
+            )
+    return found

@@ -9,7 +9,6 @@ daemon runs in-process (``Service``).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 
 from oracle.publish.contract import OracleContract, connect
 from oracle.service import Service
-from tests.e2e.helpers import WebhookReceiver, running, status_of, wait_for
+from tests.e2e.helpers import PublicationPasses, WebhookReceiver, running, status_of, wait_for
 from tests.e2e.test_publish_e2e import OTHER_ADDRESS, accepted_events, on_chain, publishing_config
 from tests.fixtures.anvil import AnvilNode
 from tests.fixtures.bitcoind import BitcoindNode, NodeFactory
@@ -55,6 +54,7 @@ async def test_orphaned_publication_is_replaced_on_chain_within_the_window(
         )
         service = Service(config)
         async with running(service):
+            passes = PublicationPasses(service)
             old = await publish_epoch_one(service, node)
             new = reorg_retarget(node)
             assert new != old
@@ -69,7 +69,9 @@ async def test_orphaned_publication_is_replaced_on_chain_within_the_window(
                 )
 
             await wait_for(replaced, 90, "epoch 1 replaced on chain")
-            await asyncio.sleep(1.5)  # a few more passes: nothing else may be sent or alerted
+            for _ in range(2):  # two more passes: nothing else may be sent or alerted
+                node.mine(1)
+                await passes.after(node.height())
             await service.parts.monitor.alerter.drain()
         w3 = connect(anvil.url)
         try:
@@ -114,6 +116,7 @@ async def test_after_the_window_one_alert_says_reanchor_and_nothing_is_sent(
         )
         service = Service(config)
         async with running(service):
+            passes = PublicationPasses(service)
             old = await publish_epoch_one(service, node)
             anvil.call("evm_increaseTime", hex(61))
             anvil.call("evm_mine")
@@ -122,7 +125,7 @@ async def test_after_the_window_one_alert_says_reanchor_and_nothing_is_sent(
             assert (await service.repository.get_retarget("regtest", 1)).block_hash_hex == new  # type: ignore[union-attr]
             await wait_for(lambda: _has_critical(hooks), 30, "the critical alert")
             node.mine(2)  # more passes with the new block confirmed: still nothing sent
-            await asyncio.sleep(2)
+            await passes.after(node.height())
             await service.parts.monitor.alerter.drain()
             assert await status_of(service, 1) == "agreed"
         assert (await on_chain(anvil, address, 1)).block_hash_hex == old
