@@ -35,7 +35,8 @@ and the service can tell "bad input / bad world" from a bug::
     │   ├── TxRejected         node refused (revert, nonce) -> alert; no blind retry
     │   │   └── ContractReverted   the contract's custom error, decoded (oracle.publish.contract)
     │   ├── TxNotConfirmed     timed out -> re-check receipt, resend the same raw tx
-    │   └── PublishDeferred    not our turn or too few signatures yet -> retry later, no alert
+    │   ├── PublishDeferred    not our turn or too few signatures yet -> retry later, no alert
+    │   └── ChainUnavailable   the EVM node cannot be reached: refused, reset, timeout, 5xx
     ├── ChainMoving            the tip moved during every read of a /v1/status snapshot
     │                          (oracle.monitor.chainread) -> 503, the client asks again
     ├── CompileError           solc missing, wrong version, compile error (oracle.publish.compile)
@@ -45,6 +46,11 @@ and the service can tell "bad input / bad world" from a bug::
 
 Classes defined outside this module are named with it; ``tests/unit/test_errors.py``
 keeps this drawing equal to the real class tree.
+
+The CLI's exit status follows the tree (``oracle.cli.exit_status``): 69 (EX_UNAVAILABLE)
+for a database, source or chain that cannot be reached (``StoreUnavailable``,
+``SourceUnavailable`` but ``SourceAuthFailed``, ``ChainUnavailable``), 2 for every other
+``OracleError`` (bad input, configuration, a refusal), 70 (EX_SOFTWARE) for anything else.
 """
 
 from __future__ import annotations
@@ -175,3 +181,7 @@ class TxNotConfirmed(PublishError):
 
 class PublishDeferred(PublishError):
     """Publication must wait (another operator's turn, or too few signatures so far)."""
+
+
+class ChainUnavailable(PublishError):
+    """The EVM node cannot be reached (refused, reset, timed out, 5xx)."""
