@@ -1,20 +1,38 @@
 """The ``bme-oracle`` command line.
 
 Each command group lives in ``oracle/commands/<group>.py`` and exposes
-``register(subparsers)``; this module only assembles them, maps deliberate
-errors to exit status 2 with a one-line message on stderr, and never shows a
-traceback for bad input.
+``register(subparsers)``; this module only assembles them and, in one place
+(``main``), turns what a command raises into an exit status and one line on stderr:
+
+* 0 done; 1 ``replay`` found disputed epochs;
+* 2 (as argparse) bad usage or input, an invalid configuration, a refusal: every
+  deliberate ``OracleError`` that is not about reaching something;
+* 69 (EX_UNAVAILABLE) a database, block source or EVM node that cannot be reached
+  (``exit_status``: ``StoreUnavailable``, ``SourceUnavailable``, ``ChainUnavailable``);
+* 70 (EX_SOFTWARE) anything else: a bug. Its traceback goes to the log as one JSON
+  record (``"event": "internal_error"``, secrets scrubbed), never as a dump;
+* 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
+import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import NoReturn
 
-from oracle.errors import OracleError
+from oracle.errors import (
+    ChainUnavailable,
+    OracleError,
+    PublishError,
+    SourceAuthFailed,
+    SourceUnavailable,
+    StoreUnavailable,
+)
 from oracle.sources.boundedjson import restore_recursion_limit
 
 #: Modules in ``oracle.commands`` that contribute subcommands (order = help order).
@@ -37,6 +55,10 @@ COMMAND_OWNERS = {
 }
 
 EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE
+EXIT_SOFTWARE = 70  # sysexits.h EX_SOFTWARE
+#: Errors that mean "could not reach it" (a wrong password is not one: fix the input).
+UNREACHABLE: tuple[type[OracleError], ...] = (StoreUnavailable, SourceUnavailable, ChainUnavailable)
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -84,10 +106,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.handler(args)
     except OracleError as exc:
         print(f"bme-oracle: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exit_status(exc)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: logged with its traceback, and exit 70 says so
+        log_internal_error(exc, argv[:1])
+        print(
+            f"bme-oracle: internal error (a bug; traceback in the log): "
+            f"{type(exc).__name__}: {_first_line(exc)}",
+            file=sys.stderr,
+        )
+        return EXIT_SOFTWARE
     return int(result or 0)
+
+
+def exit_status(exc: OracleError) -> int:
+    """69 for what could not be reached, 2 for every other deliberate error."""
+    if isinstance(exc, UNREACHABLE) and not isinstance(exc, SourceAuthFailed):
+        return EXIT_UNAVAILABLE
+    if isinstance(exc, PublishError) and _connection_failure(exc):
+        return EXIT_UNAVAILABLE  # raised ``from`` a refused, reset or timed-out connection
+    return EXIT_BAD_INPUT
+
+
+def _connection_failure(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, ConnectionError | TimeoutError):
+            return True
+        aiohttp = sys.modules.get("aiohttp")
+        if aiohttp is not None and isinstance(cause, aiohttp.ClientConnectionError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def log_internal_error(exc: BaseException, command: Sequence[str]) -> None:
+    """The traceback as one JSON log record on stderr (no frame locals, secrets scrubbed)."""
+    from oracle.logs import scrub_secrets
+
+    record = {
+        "event": "internal_error",
+        "level": "critical",
+        "logger": "oracle.cli",
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "command": " ".join(command),
+        "exception": "".join(traceback.format_exception(exc)),
+    }
+    print(scrub_secrets(json.dumps(record)), file=sys.stderr, flush=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    from oracle.logs import scrub_secrets
+
+    lines = str(exc).strip().splitlines()
+    return scrub_secrets(lines[0]) if lines else ""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,7 @@ and the service can tell "bad input / bad world" from a bug::
     │   ├── TxNotConfirmed     timed out -> re-check receipt, resend the same raw tx
     │   ├── PublishDeferred    not our turn, too few signatures, or the previous epoch is not
     │   │                      on chain yet -> retry later, no alert
+    │   ├── ChainUnavailable   the EVM node cannot be reached: refused, reset, timeout, 5xx
     │   └── NotPublishable     this node can never land the epoch as it stands -> logged and
     │       │                  alerted once per epoch and block, not retried in a loop
     │       ├── ProofUnavailable  agreed without the oracle's own 2016e-1 header (bound or
@@ -52,6 +53,11 @@ and the service can tell "bad input / bad world" from a bug::
 
 Classes defined outside this module are named with it; ``tests/unit/test_errors.py``
 keeps this drawing equal to the real class tree.
+
+The CLI's exit status follows the tree (``oracle.cli.exit_status``): 69 (EX_UNAVAILABLE)
+for a database, source or chain that cannot be reached (``StoreUnavailable``,
+``SourceUnavailable`` but ``SourceAuthFailed``, ``ChainUnavailable``), 2 for every other
+``OracleError`` (bad input, configuration, a refusal), 70 (EX_SOFTWARE) for anything else.
 """
 
 from __future__ import annotations
@@ -197,3 +203,7 @@ class ProofUnavailable(NotPublishable):
 class ReanchorRequired(NotPublishable):
     """The contract holds another block for the epoch and it is final (its challenge window
     closed, or later epochs are stored on it): only a governance re-anchor can correct it."""
+
+
+class ChainUnavailable(PublishError):
+    """The EVM node cannot be reached (refused, reset, timed out, 5xx)."""

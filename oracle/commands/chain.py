@@ -24,9 +24,16 @@ import aiohttp
 from eth_utils.address import is_address, to_checksum_address
 
 from oracle.commands.output import add_json_flag
-from oracle.config import Config, load, read_secret
-from oracle.errors import ConfigError, InputError, PublishError, SourceError
-from oracle.logs import setup_logging
+from oracle.config import Config, check_url, load, read_secret
+from oracle.errors import (
+    ChainUnavailable,
+    ConfigError,
+    InputError,
+    PublishError,
+    SourceError,
+    SourceUnavailable,
+)
+from oracle.logs import scrub_secrets, setup_logging
 from oracle.publish.anchor import NETWORK_MODES, Checkpoint
 from oracle.publish.fees import GWEI
 from oracle.publish.signing import KeystoreAccount, load_keystore
@@ -67,8 +74,8 @@ def chain_config(args: argparse.Namespace) -> Config:
     config = load(args.config)
     setup_logging(fmt=config.logging.format, level=config.logging.level)
     changes: dict[str, Any] = {}
-    if getattr(args, "rpc_url", None):
-        changes["rpc_url"] = args.rpc_url
+    if getattr(args, "rpc_url", None) is not None:
+        changes["rpc_url"] = check_url(args.rpc_url, "--rpc-url")
     if getattr(args, "contract", None):
         changes["contract_address"] = address(args.contract, "--contract")
     if getattr(args, "sender_keystore", None):
@@ -154,8 +161,9 @@ def endpoint(url: str) -> str:
 async def evm(config: Config) -> AsyncIterator[Any]:
     """An AsyncWeb3 on ``publisher.rpc_url``, checked to be ``publisher.chain_id``.
 
-    Connection failures become one-line ``PublishError``s. On the dev chain, views are
-    read at the pending block: anvil answers calls at an empty "latest" with
+    Connection failures become one-line ``ChainUnavailable`` errors (exit 69), an HTTP 4xx
+    answer a ``PublishError`` (exit 2: the URL or its key is wrong). On the dev chain, views
+    are read at the pending block: anvil answers calls at an empty "latest" with
     ``block.timestamp`` 1, and after ``anvil_setTime`` only "pending" has the new time.
     """
     from oracle.publish.contract import connect
@@ -166,9 +174,7 @@ async def evm(config: Config) -> AsyncIterator[Any]:
         try:
             chain_id = await w3.eth.chain_id
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise PublishError(
-                f"EVM node at {endpoint(section.rpc_url)} is unreachable: {type(exc).__name__}"
-            ) from None
+            raise _evm_failure(exc, section.rpc_url, "is unreachable") from None
         if chain_id != section.chain_id:
             raise PublishError(
                 f"the EVM node at {endpoint(section.rpc_url)} is chain {chain_id}, "
@@ -178,11 +184,17 @@ async def evm(config: Config) -> AsyncIterator[Any]:
             w3.eth.default_block = "pending"
         yield w3
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise PublishError(
-            f"EVM node at {endpoint(section.rpc_url)} failed: {type(exc).__name__}: {exc}"
-        ) from None
+        raise _evm_failure(exc, section.rpc_url, "failed") from None
     finally:
         await w3.provider.disconnect()
+
+
+def _evm_failure(exc: BaseException, url: str, what: str) -> PublishError:
+    where = f"EVM node at {endpoint(url)}"
+    if isinstance(exc, aiohttp.ClientResponseError) and exc.status < 500:
+        return PublishError(f"{where} refused the request: HTTP {exc.status} {exc.message}")
+    detail = f"{type(exc).__name__}: {scrub_secrets(str(exc))}" if str(exc) else type(exc).__name__
+    return ChainUnavailable(f"{where} {what}: {detail}")
 
 
 def when(timestamp: int) -> str:
@@ -206,7 +218,7 @@ async def resolve_genesis(spec: str | None, network: str, config: Config) -> Che
     try:
         return await genesis_from_node(source, network, epoch)
     except SourceError as exc:
-        raise SourceError(
+        raise (SourceUnavailable if isinstance(exc, SourceUnavailable) else SourceError)(
             f"reading the {network} genesis from bitcoind at {endpoint(config.bitcoind.url)} "
             f"failed ({exc}); check [bitcoind] or give --genesis FILE"
         ) from None

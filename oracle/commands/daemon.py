@@ -9,7 +9,7 @@ from typing import Any
 
 from oracle.commands.output import add_json_flag, emit
 from oracle.config import Config, load
-from oracle.errors import InputError
+from oracle.errors import InputError, SourceUnavailable
 from oracle.logs import setup_logging
 
 
@@ -53,10 +53,10 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=cmd_dev)
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace, *, publishing: bool) -> Config:
     import dataclasses
 
-    config = load(args.config)
+    config = load(args.config, publishing=publishing)
     if getattr(args, "db", None):
         config = dataclasses.replace(
             config, database=dataclasses.replace(config.database, url=args.db)
@@ -67,7 +67,7 @@ def _config(args: argparse.Namespace) -> Config:
 def cmd_run(args: argparse.Namespace) -> int:
     from oracle.service import run_service
 
-    config = _config(args)
+    config = _config(args, publishing=True)
     setup_logging(fmt="json" if args.json else config.logging.format, level=config.logging.level)
     return asyncio.run(run_service(config))
 
@@ -77,7 +77,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     if args.to_epoch < args.from_epoch or args.from_epoch < 0:
         raise InputError(f"--from-epoch {args.from_epoch} .. --to-epoch {args.to_epoch} is empty")
-    config = _config(args)
+    config = _config(args, publishing=args.publish)
     setup_logging(fmt=config.logging.format, level="warning")
     summary = asyncio.run(
         run_replay(
@@ -89,6 +89,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     )
     emit(args, summary.as_dict(), summary.text())
+    if summary.unobserved:
+        raise SourceUnavailable(
+            f"nothing could be observed: no source answered for epochs "
+            f"{summary.unobserved[0]}..{summary.unobserved[-1]}"
+        )
     return 0 if not summary.disputed else 1
 
 

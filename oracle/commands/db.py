@@ -4,6 +4,10 @@ The database is ``--db URL`` if given, else the configuration (``--config FILE``
 and ``ORACLE_DATABASE__URL``), else the embedded SQLite default. The migration
 scripts ship inside the package, so these commands work from any directory and
 from a regular install.
+
+A database that cannot be reached yet (a Postgres still starting beside the oracle)
+is waited for as ``run`` waits for it: the store's own retry, with backoff for up to
+``database.write_retry_s`` (30 s by default), each retry logged; then exit 69.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from sqlalchemy.engine import make_url
 
 from oracle.commands.output import add_json_flag, emit
 from oracle.config import DatabaseConfig, database_url, load, redact_url
+from oracle.logs import setup_logging
 from oracle.store import migrate
+from oracle.store.repository import open_repository
 from oracle.store.session import validate_url
 
 
@@ -51,11 +57,22 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def _url(args: argparse.Namespace) -> tuple[str, DatabaseConfig | None]:
     """The URL and, unless ``--db`` gave a complete URL, the ``[database]`` settings
-    (``password_file`` among them)."""
+    (``password_file`` among them). Logging (the retries) goes to stderr."""
     if args.db:
+        setup_logging(fmt="console", level="info")
         return validate_url(args.db), None
     config = load(args.config)
+    setup_logging(fmt=config.logging.format, level=config.logging.level)
     return validate_url(database_url(config, None)), config.database
+
+
+async def _reachable(url: str, config: DatabaseConfig | None) -> None:
+    """Wait for the database as ``run`` does: the repository's retrying ``ping``."""
+    repository = await open_repository(url, config, check_schema=False)
+    try:
+        await repository.ping()
+    finally:
+        await repository.close()
 
 
 def _ensure_sqlite_directory(url: str) -> None:
@@ -81,6 +98,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     _ensure_sqlite_directory(url)
 
     async def run() -> dict[str, Any]:
+        await _reachable(url, config)
         before = await migrate.current(url, config=config)
         return _payload(url, before, await migrate.upgrade(url, args.revision, config=config))
 
@@ -98,6 +116,7 @@ def cmd_downgrade(args: argparse.Namespace) -> int:
     url, config = _url(args)
 
     async def run() -> dict[str, Any]:
+        await _reachable(url, config)
         before = await migrate.current(url, config=config)
         return _payload(url, before, await migrate.downgrade(url, args.revision, config=config))
 
@@ -113,7 +132,12 @@ def cmd_downgrade(args: argparse.Namespace) -> int:
 
 def cmd_current(args: argparse.Namespace) -> int:
     url, config = _url(args)
-    current = asyncio.run(migrate.current(url, config=config))
+
+    async def run() -> str | None:
+        await _reachable(url, config)
+        return await migrate.current(url, config=config)
+
+    current = asyncio.run(run())
     head = migrate.head_revision()
     payload = {
         "url": redact_url(url),

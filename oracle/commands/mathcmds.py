@@ -127,6 +127,23 @@ def _fraction_arg(flag: str) -> Any:
     return parse
 
 
+def _difficulties(text: str) -> list[Fraction]:
+    """``--path D1,D2,...``: decimal numbers; an empty item (``1,2,``) is named, not guessed."""
+    if not text.strip():
+        raise InputError("--path: no difficulties given (comma-separated, e.g. 1.1e14,1.2e14)")
+    values = []
+    for i, part in enumerate(text.split(","), 1):
+        if not part.strip():
+            raise InputError(f"--path: difficulty #{i} is empty in {text!r}")
+        try:
+            values.append(Fraction(part.strip()))
+        except (ValueError, ZeroDivisionError):
+            raise InputError(
+                f"--path: difficulty #{i} is not a decimal number: {part.strip()!r}"
+            ) from None
+    return values
+
+
 def _days(text: str) -> list[int]:
     values = []
     for part in text.split(","):
@@ -247,7 +264,7 @@ def cmd_price(args: argparse.Namespace) -> int:
     if args.path is not None:
         if args.price is not None or args.difficulty is not None:
             raise InputError("give either --path, or --price with --difficulty")
-        path = [_fraction_arg("--path")(part) for part in args.path.split(",")]
+        path = _difficulties(args.path)
         result = value_from_path(token, path=path, k=k)
         payload = base | {
             "index_btc": format_decimal(result.index_btc, 18),

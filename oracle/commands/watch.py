@@ -62,8 +62,28 @@ def _named(spec: str, default: str) -> tuple[str, str]:
     return default, spec
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse bad numbers and URLs on the command line before anything starts."""
+    for flag, value, least in (
+        ("--quorum", args.quorum, 1),
+        ("--start-epoch", args.start_epoch, 0),
+        ("--max-agreed", args.max_agreed, 1),
+    ):
+        if value is not None and value < least:
+            raise InputError(f"{flag} must be >= {least}, got {value}")
+    if args.poll_interval_s is not None and not args.poll_interval_s > 0:
+        raise InputError(f"--poll-interval-s must be > 0, got {args.poll_interval_s}")
+    if args.bitcoind_url:
+        config_mod.check_url(args.bitcoind_url, "--bitcoind-url")
+    if args.zmq:
+        config_mod.check_url(args.zmq, "--zmq", ("tcp",))
+    for flag, specs in (("--esplora", args.esplora), ("--blockchain-com", args.blockchain_com)):
+        for spec in specs:
+            config_mod.check_url(_named(spec, "")[1], flag)
+
+
 def flag_sources(args: argparse.Namespace, cfg: config_mod.Config) -> list[HeaderSource]:
-    """Sources given on the command line."""
+    """Sources given on the command line (checked by ``check_flags``)."""
     poll = args.poll_interval_s
     sources: list[HeaderSource] = []
     if args.bitcoind_url:
@@ -174,6 +194,7 @@ def event_text(payload: dict[str, Any]) -> str:
 
 
 async def watch(args: argparse.Namespace) -> int:
+    check_flags(args)
     cfg = config_mod.load(args.config)
     sources = build_sources(cfg) if args.config else []
     sources += flag_sources(args, cfg)

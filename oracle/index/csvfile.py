@@ -30,11 +30,23 @@ def bundled_sample_path() -> Path:
 
 
 def read_history(path: str | Path) -> list[EpochTarget]:
-    """Parse a retarget CSV into epochs sorted as given; raise InputError listing bad lines."""
+    """Parse a retarget CSV into epochs sorted as given; raise InputError listing bad lines.
+
+    UTF-8, with or without the byte-order mark Excel writes; anything else is refused with
+    the line and byte where decoding failed.
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); save the CSV as UTF-8"
+        ) from None
     return parse_history(text, str(path))
 
 

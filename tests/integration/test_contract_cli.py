@@ -3,7 +3,8 @@
 Real processes (``python -m oracle``), real anvil nodes, a real regtest bitcoind for
 the regtest genesis, a real SQLite store; keys only in encrypted keystores with the
 password from the environment or a file. Every output is checked never to contain a
-private key or the password, and every refusal to be one line on stderr, exit 2.
+private key or the password, and every refusal to be one line on stderr, exit 2 (69 for
+a node that cannot be reached).
 """
 
 from __future__ import annotations
@@ -129,9 +130,10 @@ class Operator:
         assert result.returncode == 0, (args, result.stderr)
         return result.stdout
 
-    async def refused(self, *args: str, expected: str) -> None:
+    async def refused(self, *args: str, expected: str, status: int = 2) -> None:
+        """Exit ``status`` (2 bad input, 69 a node that cannot be reached), one line."""
         result = await asyncio.to_thread(run_cli, *args, "--config", str(self.config), env=self.env)
-        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert result.returncode == status, (args, result.stdout, result.stderr)
         assert expected in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
@@ -429,10 +431,11 @@ async def test_cli_refusals_are_one_line_errors_without_secrets(
     write_config(no_bitcoind, node, test_accounts, "sqlite+aiosqlite:///u.sqlite", None,
                  network="regtest", bitcoind_url=closed_port)  # fmt: skip
     await Operator(no_bitcoind, secrets, ORACLE_BITCOIND__RPC_PASSWORD="rpc-secret-x").refused(
-        *deploy_args(test_accounts), expected="reading the regtest genesis from bitcoind"
-    )
+        *deploy_args(test_accounts), expected="reading the regtest genesis from bitcoind",
+        status=69,
+    )  # fmt: skip
     await op.refused(*deploy_args(test_accounts), "--rpc-url", closed_port,
-                     expected="is unreachable")  # fmt: skip
+                     expected="is unreachable", status=69)  # fmt: skip
 
 
 async def test_status_reads_the_contract_as_web3_does(

@@ -219,3 +219,90 @@ async def test_database_password_stays_out_of_logs_and_errors(tmp_path: Path) ->
     assert logs, "the failed attempts are logged"
     assert f"127.0.0.1:{port}" in str(info.value)
     assert "s3cret-db-pass" not in str(info.value) + repr(logs) + db.url
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        (
+            "ORACLE_CROSSCHECK__QUORUMM",
+            "[crosscheck] has no key 'quorumm' (did you mean 'quorum'?)",
+        ),
+        ("ORACLE_DATABASE__URL__X", "[database] has no key 'url__x'"),
+        ("ORACLE_CROSSCHEK__QUORUM", "unknown section 'crosschek' (did you mean 'crosscheck'?)"),
+        ("ORACLE_SOURCES__0", "unknown section 'sources'"),  # [[sources]] only in a file
+        ("ORACLE_CROSSCHECK_QUORUM", "two underscores), e.g. ORACLE_CROSSCHECK__QUORUM"),
+    ],
+)
+def test_a_misspelt_environment_override_is_refused_naming_it(name: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.load(None, {name: "3"})
+    assert name in str(info.value) and fragment in str(info.value)
+    assert "\n" not in str(info.value)  # one problem, one line
+
+
+def test_other_oracle_variables_are_left_alone() -> None:
+    """Variables read elsewhere (listed) and an Oracle database client's are not settings."""
+    environ = {name: "x" for name in config.NON_CONFIG_VARIABLES}
+    environ |= {"ORACLE_HOME": "/opt/oracle", "ORACLE_SID": "ORCL", "ORACLE_API__PORT": "9"}
+    assert set(config.NON_CONFIG_VARIABLES) == {
+        "ORACLE_CONFIG",  # oracle/store/migrations/env.py
+        "ORACLE_API_PUBLISH",  # docker-compose.yml
+        "ORACLE_TEST_POSTGRES_DSN",  # tests/fixtures/postgres.py
+    }
+    assert config.load(None, environ).api.port == 9
+
+
+def test_every_url_is_checked_at_load_with_every_other_problem(tmp_path: Path) -> None:
+    path = tmp_path / "urls.toml"
+    path.write_text(
+        '[bitcoind]\nurl = "127.0.0.1:8332"\nzmq_hashblock = "tcp://127.0.0.1"\n'
+        "[crosscheck]\nquorum = 0\n"
+        '[publisher]\nrpc_url = "http://"\n'
+        '[monitor]\nwebhooks = ["https://hooks.example/a b"]\n'
+        '[[sources]]\nname = "e"\nkind = "esplora"\nbase_url = "https://:443/api"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        config.load(path, {"ORACLE_PEERS__URLS": "ftp://peer"})
+    problems = str(info.value).splitlines()[1:]
+    assert [p.strip().split(":", 1)[0] for p in problems] == [
+        "crosscheck.quorum",
+        "sources[0].base_url",
+        "peers.urls[0]",
+        "peers.urls",  # peers need the publisher: still reported with the rest
+        "bitcoind.url",
+        "bitcoind.zmq_hashblock",
+        "publisher.rpc_url",
+        "monitor.webhooks[0]",
+    ]
+    text = str(info.value)
+    assert "needs a port (tcp://host:port)" in text and "has whitespace" in text
+    assert text.count("has no host") == 2
+
+
+def test_a_url_in_an_error_keeps_its_secrets(tmp_path: Path) -> None:
+    key = "AbCdEf0123456789AbCdEf0123456789"
+    with pytest.raises(ConfigError) as info:
+        config.load(None, {"ORACLE_PUBLISHER__RPC_URL": f"https://u:pw@rpc.example:x/v2/{key}"})
+    assert "publisher.rpc_url" in str(info.value)
+    assert key not in str(info.value) and ":pw@" not in str(info.value)
+
+
+def test_publishing_needs_a_contract_and_keystores(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text("[publisher]\nenabled = true\n")
+    assert config.load(path, {}).publisher.enabled  # contract deploy, db upgrade: fine
+    with pytest.raises(ConfigError) as info:
+        config.load(path, {}, publishing=True)
+    for key in ("contract_address", "keystore_files", "sender_keystore_file"):
+        assert f"publisher.{key}: [publisher] enabled = true needs" in str(info.value)
+    filled = {
+        "ORACLE_PUBLISHER__CONTRACT_ADDRESS": "0x" + "ab" * 20,
+        "ORACLE_PUBLISHER__KEYSTORE_FILES": "signer.json",
+        "ORACLE_PUBLISHER__SENDER_KEYSTORE_FILE": "sender.json",
+    }
+    assert config.load(path, filled, publishing=True).publisher.contract_address
+    with pytest.raises(ConfigError, match="contract's 0x address"):
+        config.load(path, filled | {"ORACLE_PUBLISHER__CONTRACT_ADDRESS": "0x123"}, publishing=True)
+    dev = ROOT / "config" / "dev.toml"  # `bme-oracle dev` fills these in itself
+    assert config.load(dev, filled, publishing=True).publisher.enabled

@@ -1,19 +1,25 @@
 """Configuration: TOML files plus ``ORACLE_*`` environment overrides -> frozen dataclasses.
 
-The only module that reads configuration files or the environment. Components
-receive their own section, never ``os.environ``.
+The only package that reads configuration files or the environment. Components
+receive their own section, never ``os.environ``. Loading is here; the checks on a loaded
+configuration (and the URL check the command line shares) are in ``checks``.
 
 Environment overrides: ``ORACLE_<SECTION>__<KEY>`` (double underscore between
 section and key), e.g. ``ORACLE_DATABASE__URL``, ``ORACLE_CROSSCHECK__QUORUM=3``,
-``ORACLE_BITCOIND__RPC_PASSWORD``. Lists are comma-separated. Secrets
-(passwords, keystore passwords) come only from the environment or from files
-named by ``*_file`` keys; a secret written in a TOML file is refused.
-Every problem is collected and reported at once in one ``ConfigError``.
+``ORACLE_BITCOIND__RPC_PASSWORD``. Lists are comma-separated. A variable that names
+no setting (``ORACLE_CROSSCHECK__QUORUMM``, or ``ORACLE_CROSSCHECK_QUORUM`` with one
+underscore) is refused, like a misspelt key in a file; other ``ORACLE_*`` names
+(``NON_CONFIG_VARIABLES``, an Oracle database client's ``ORACLE_HOME``) are left alone.
+Secrets (passwords, keystore passwords) come only from the environment or from files
+named by ``*_file`` keys; a secret written in a TOML file is refused. Every URL is
+checked (scheme, host, no whitespace). Every problem is collected and reported at once
+in one ``ConfigError``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 import types
@@ -23,22 +29,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from oracle.bitcoin.difficulty import NETWORKS
+# The checks live in ``oracle.config.checks``; these are part of this package's interface.
+from oracle.config.checks import HTTP as HTTP
+from oracle.config.checks import LogFormat as LogFormat
+from oracle.config.checks import LogLevel as LogLevel
+from oracle.config.checks import NetworkName as NetworkName
+from oracle.config.checks import SourceKind as SourceKind
+from oracle.config.checks import check_url as check_url
+from oracle.config.checks import redact_url as redact_url
+from oracle.config.checks import url_problem as url_problem
+from oracle.config.checks import validate as validate
+from oracle.config.checks import validate_publisher
 from oracle.errors import ConfigError
 
 ENV_PREFIX = "ORACLE_"
+#: ``ORACLE_*`` variables read elsewhere, not settings: Alembic's ``migrations/env.py``
+#: (``ORACLE_CONFIG``), the Compose file (``ORACLE_API_PUBLISH``), the test suite's Postgres
+#: (``ORACLE_TEST_POSTGRES_DSN``).
+NON_CONFIG_VARIABLES = frozenset(
+    {"ORACLE_CONFIG", "ORACLE_API_PUBLISH", "ORACLE_TEST_POSTGRES_DSN"}
+)
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///bme-oracle.sqlite"
-
-# The closed sets of strings some keys take. Loading checks that a value is a string;
-# ``validate`` checks that it is one of these (with the messages operators see).
-#: ``network.name``: the networks of ``oracle.bitcoin.difficulty.NETWORKS``, in its order.
-NetworkName = Literal["mainnet", "testnet3", "testnet4", "signet", "regtest"]
-#: ``sources[].kind``: the REST source implementations (``oracle.sources.rest``).
-SourceKind = Literal["esplora", "blockchain_com"]
-#: ``logging.format``: JSON lines (production) or console output (development).
-LogFormat = Literal["json", "console"]
-#: ``logging.level``: a standard-library logging level, lower case.
-LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
 class Secret(str):
@@ -57,6 +68,10 @@ class Secret(str):
         return str.__str__(self)
 
 
+#: The default of every secret setting (immutable, so one instance serves them all).
+NO_SECRET = Secret("")
+
+
 @dataclass(frozen=True, slots=True)
 class NetworkConfig:
     name: NetworkName = "mainnet"
@@ -69,7 +84,7 @@ class DatabaseConfig:
     connect_timeout_s: float = 5.0
     write_retry_s: float = 30.0
     #: The password of a Postgres ``url`` written without one; set only at connect time.
-    password: Secret = Secret("")
+    password: Secret = NO_SECRET
     password_file: str = ""
 
 
@@ -79,7 +94,7 @@ class BitcoindConfig:
     name: str = "bitcoind"
     url: str = "http://127.0.0.1:8332"
     rpc_user: str = ""
-    rpc_password: Secret = Secret("")
+    rpc_password: Secret = NO_SECRET
     rpc_password_file: str = ""
     cookie_file: str = ""
     zmq_hashblock: str = ""
@@ -118,7 +133,7 @@ class PublisherConfig:
     chain_id: int = 31337
     contract_address: str = ""
     keystore_files: tuple[str, ...] = ()
-    keystore_password: Secret = Secret("")
+    keystore_password: Secret = NO_SECRET
     keystore_password_file: str = ""
     sender_keystore_file: str = ""
     max_fee_gwei: float = 200.0
@@ -286,18 +301,60 @@ def _build(
         return None
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+def _env_overrides(environ: Mapping[str, str], problems: list[str]) -> dict[str, dict[str, str]]:
+    """``{section: {key: value}}`` from ``ORACLE_<SECTION>__<KEY>``; a name that looks like
+    an override but names no setting is a problem (see the module docstring)."""
     overrides: dict[str, dict[str, str]] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+        if not name.startswith(ENV_PREFIX) or name in NON_CONFIG_VARIABLES:
             continue
-        section, _, key = name[len(ENV_PREFIX) :].partition("__")
-        overrides.setdefault(section.lower(), {})[key.lower()] = value
+        section, sep, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        fields = _section_fields(section)
+        if not sep:
+            single = next((s for s in _SECTIONS if section.startswith(f"{s}_")), None)
+            if single is not None:  # ORACLE_CROSSCHECK_QUORUM
+                problems.append(
+                    f"{name}: not a setting; overrides are {ENV_PREFIX}<SECTION>__<KEY> (two "
+                    f"underscores), e.g. {ENV_PREFIX}{single.upper()}__"
+                    f"{section[len(single) + 1 :].upper()}"
+                )
+        elif fields is None:
+            problems.append(f"{name}: unknown section {section!r}{_hint(section, _env_sections())}")
+        elif key not in fields:
+            problems.append(f"{name}: [{section}] has no key {key!r}{_hint(key, fields)}")
+        else:
+            overrides.setdefault(section, {})[key] = value
     return overrides
 
 
-def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Load and validate the configuration; raise one ConfigError listing every problem."""
+def _env_sections() -> list[str]:
+    return [name for name in _SECTIONS if name != "sources"]  # [[sources]]: files only
+
+
+def _section_fields(section: str) -> list[str] | None:
+    if section not in _env_sections():
+        return None
+    return [f.name for f in dataclasses.fields(_hints(Config)[section])]
+
+
+def _hint(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+
+
+def load(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    publishing: bool = False,
+) -> Config:
+    """Load and validate the configuration; raise one ConfigError listing every problem.
+
+    ``publishing``: for the commands that publish (``run``, ``replay --publish``), where
+    ``[publisher] enabled = true`` must name the contract and the keystores. The others
+    load the same file without them: ``contract deploy`` runs before the contract exists,
+    ``db upgrade`` before anything.
+    """
     environ = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
     if path is not None:
@@ -308,13 +365,10 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     problems: list[str] = []
-    env = _env_overrides(environ)
+    env = _env_overrides(environ, problems)
     for section in raw:
         if section not in _SECTIONS:
             problems.append(f"{section}: unknown section (known: {', '.join(_SECTIONS)})")
-    for section in env:
-        if section not in _SECTIONS or section == "sources":
-            problems.append(f"{ENV_PREFIX}{section.upper()}__*: unknown section {section!r}")
     kwargs: dict[str, Any] = {}
     for name, fld in _SECTIONS.items():
         if name == "sources":
@@ -341,93 +395,15 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
     config = Config(**kwargs) if not problems else None
     if config is not None:
         problems.extend(validate(config))
+        if publishing:
+            problems.extend(validate_publisher(config.publisher))
     if problems:
         where = f" in {path}" if path else ""
-        raise ConfigError(f"invalid configuration{where}:\n  " + "\n  ".join(problems))
+        # one problem: one line; several: one per line, all at once
+        sep = " " if len(problems) == 1 else "\n  "
+        raise ConfigError(f"invalid configuration{where}:{sep}" + "\n  ".join(problems))
     assert config is not None
     return config
-
-
-def validate(config: Config) -> list[str]:
-    """Cross-field checks that types alone cannot express."""
-    problems: list[str] = []
-    if config.network.name not in NETWORKS:
-        problems.append(
-            f"network.name: unknown network {config.network.name!r} (known: {', '.join(NETWORKS)})"
-        )
-    if not config.database.url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
-        problems.append(
-            "database.url: must start with postgresql+asyncpg:// or sqlite+aiosqlite://, "
-            f"got {redact_url(config.database.url)!r}"
-        )
-    if config.crosscheck.quorum < 1:
-        problems.append(f"crosscheck.quorum: must be >= 1, got {config.crosscheck.quorum}")
-    if config.crosscheck.confirmations < 0:
-        problems.append(
-            f"crosscheck.confirmations: must be >= 0, got {config.crosscheck.confirmations}"
-        )
-    names = [s.name for s in config.sources] + (
-        [config.bitcoind.name] if config.bitcoind.enabled else []
-    )
-    if len(set(names)) != len(names):
-        problems.append(f"sources: source names must be unique, got {names}")
-    for i, source in enumerate(config.sources):
-        if source.kind not in typing.get_args(SourceKind):
-            problems.append(
-                f"sources[{i}].kind: must be {' or '.join(typing.get_args(SourceKind))}, "
-                f"got {source.kind!r}"
-            )
-        if not source.base_url.startswith(("http://", "https://")):
-            problems.append(
-                f"sources[{i}].base_url: must be an http(s) URL, got {source.base_url!r}"
-            )
-    if config.logging.format not in typing.get_args(LogFormat):
-        problems.append(
-            f"logging.format: must be {' or '.join(typing.get_args(LogFormat))}, "
-            f"got {config.logging.format!r}"
-        )
-    if config.logging.level not in typing.get_args(LogLevel):
-        problems.append(
-            f"logging.level: must be one of {', '.join(typing.get_args(LogLevel))}, "
-            f"got {config.logging.level!r}"
-        )
-    for n in config.service.index_days:
-        if n <= 0 or n % 14:
-            problems.append(f"service.index_days: {n} is not a positive multiple of 14")
-    if not 0 <= config.api.port < 65536:
-        problems.append(f"api.port: must be 0..65535 (0 picks a free port), got {config.api.port}")
-    problems.extend(_validate_peers(config))
-    problems.extend(_validate_database(config.database))
-    return problems
-
-
-def _validate_database(database: DatabaseConfig) -> list[str]:
-    key = "database.password_file" if database.password_file else "database.password"
-    if not (database.password or database.password_file):
-        return []
-    if not database.url.startswith("postgresql+asyncpg://"):
-        return [f"{key}: only a postgresql+asyncpg:// url takes a password"]
-    userinfo = database.url.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
-    if ":" in userinfo:
-        return [f"database.url: carries a password of its own while {key} is set; use one"]
-    return []
-
-
-def _validate_peers(config: Config) -> list[str]:
-    peers = config.peers
-    problems = [
-        f"peers.urls[{i}]: must be an http(s) URL, got {redact_url(url)!r}"
-        for i, url in enumerate(peers.urls)
-        if not url.startswith(("http://", "https://"))
-    ]
-    for name in ("poll_interval_s", "timeout_s", "max_response_bytes"):
-        if getattr(peers, name) <= 0:
-            problems.append(f"peers.{name}: must be > 0, got {getattr(peers, name)}")
-    if peers.submit_delay_s < 0:
-        problems.append(f"peers.submit_delay_s: must be >= 0, got {peers.submit_delay_s}")
-    if peers.urls and not config.publisher.enabled:
-        problems.append("peers.urls: peers exchange signatures, so [publisher] must be enabled")
-    return problems
 
 
 def read_secret(value: Secret, file_path: str, what: str) -> Secret:
@@ -442,16 +418,6 @@ def read_secret(value: Secret, file_path: str, what: str) -> Secret:
                 f"{what}: cannot read secret file {file_path}: {exc.strerror}"
             ) from exc
     return Secret("")
-
-
-def redact_url(url: str) -> str:
-    """A URL with any password replaced by ***, for logs and errors."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return url
-    credentials, _, host = rest.partition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 def database_url(config: Config | None, override: str | None) -> str:
