@@ -27,6 +27,7 @@ from typing import NoReturn
 
 from oracle.errors import (
     ChainUnavailable,
+    DaemonAlreadyRunning,
     OracleError,
     PublishError,
     SourceAuthFailed,
@@ -58,7 +59,12 @@ EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE
 EXIT_SOFTWARE = 70  # sysexits.h EX_SOFTWARE
 #: Errors that mean "could not reach it" (a wrong password is not one: fix the input).
-UNREACHABLE: tuple[type[OracleError], ...] = (StoreUnavailable, SourceUnavailable, ChainUnavailable)
+UNREACHABLE: tuple[type[OracleError], ...] = (
+    StoreUnavailable,
+    SourceUnavailable,
+    ChainUnavailable,
+    DaemonAlreadyRunning,  # another daemon holds the database or the sender key: EX_UNAVAILABLE
+)
 
 
 class _ArgumentParser(argparse.ArgumentParser):

@@ -42,13 +42,19 @@ and the service can tell "bad input / bad world" from a bug::
     │       │                  alerted once per epoch and block, not retried in a loop
     │       ├── ProofUnavailable  agreed without the oracle's own 2016e-1 header (bound or
     │       │                     genesis check): stored and shown, no chain-bound proof
-    │       └── ReanchorRequired  the contract holds another block for the epoch and can no
-    │                             longer replace it (final): governance must re-anchor
+    │       ├── ReanchorRequired  the contract holds another block for the epoch and can no
+    │       │                     longer replace it (final): governance must re-anchor
+    │       └── TooFewAuthorisedSigners  fewer signatures by keys the contract authorises
+    │                             now than its threshold: alerted, no transaction that
+    │                             would revert
     ├── ChainMoving            the tip moved during every read of a /v1/status snapshot
     │                          (oracle.monitor.chainread) -> 503, the client asks again
     ├── CompileError           solc missing, wrong version, compile error (oracle.publish.compile)
     ├── InterfaceError         ABI the interface renderer cannot express (oracle.publish.interfaces)
     ├── DevnetError            the dev stack's bitcoind or anvil failed (oracle.devstack.nodes)
+    ├── DaemonAlreadyRunning   another ``run`` holds this database (Postgres advisory lock,
+    │                          SQLite file lock) or this sender key on this host (a lock file)
+    │                          -> refuse to start, exit non-zero
     └── ApiError               a request the read API refuses, with its HTTP status (oracle.api)
 
 Classes defined outside this module are named with it; ``tests/unit/test_errors.py``
@@ -207,3 +213,12 @@ class ReanchorRequired(NotPublishable):
 
 class ChainUnavailable(PublishError):
     """The EVM node cannot be reached (refused, reset, timed out, 5xx)."""
+
+
+class TooFewAuthorisedSigners(NotPublishable):
+    """Fewer signatures from keys the contract authorises now than its threshold: signing
+    with removed keys would only produce a transaction that reverts."""
+
+
+class DaemonAlreadyRunning(OracleError):
+    """Another ``bme-oracle run`` holds the lock of this database or of this sender key."""

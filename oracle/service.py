@@ -32,6 +32,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from oracle.config import Config
 from oracle.errors import OracleError, PublishError, SourceError
 from oracle.publish.publisher import Publisher
+from oracle.publish.senderlock import DaemonLocks
 from oracle.sources.types import HeaderSource
 from oracle.store.repository import Repository
 from oracle.store.states import RetargetStatus
@@ -53,6 +54,8 @@ class Service:
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     pass_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     components: Components | None = None
+    #: one daemon per database and per sender key (issue 12 item 7)
+    locks: DaemonLocks | None = None
     api_url: str | None = None
     _runner: web.AppRunner | None = None
 
@@ -79,12 +82,22 @@ class Service:
 
     async def open(self) -> None:
         """Connect to everything; fail fast with a clear error when something is wrong."""
+        self.locks = await DaemonLocks.acquire(self.config, stop=self.stop_event)  # item 7
+        try:
+            await self._open()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open(self) -> None:
         self.components = await build_components(
             self.config,
             extra_sources=self.extra_sources,
             publish=self.config.publisher.enabled,
         )
         if self.components.publisher is not None:
+            assert self.locks is not None  # issue 12 item 7: one process per sender key
+            self.locks.hold_sender(self.components.publisher.manager.sender.address)
             await self._reconcile(self.components.publisher)
 
     async def _reconcile(self, publisher: Publisher) -> None:
@@ -108,6 +121,8 @@ class Service:
             await self._runner.cleanup()
         if self.components is not None:
             await self.components.close()
+        if self.locks is not None:  # issue 12 item 7
+            await self.locks.release()
 
     # -- the passes ------------------------------------------------------------------------
 
@@ -174,6 +189,15 @@ class Service:
         if parts.publisher is not None:
             await parts.monitor.check_publication(self.config.network.name)
 
+    async def recheck_publications(self) -> None:
+        """Scheduled (issue 12 item 7): send again a confirmed publication that an EVM reorg
+        dropped (``oracle.publish.reorgs``)."""
+        publisher = self.parts.publisher
+        if publisher is None or self.stop_event.is_set():
+            return
+        async with self.pass_lock:
+            await publisher.manager.reorgs.recheck()
+
     async def poll_peers(self) -> None:
         """Scheduled with ``[peers]``: collect other operators' signatures; publish when due."""
         coordinated = self.parts.coordinated
@@ -218,6 +242,7 @@ class Service:
         monitor_cfg = self.config.monitor
         for job, seconds in (
             (self.publish_pending, 15.0),
+            (self.recheck_publications, 15.0),  # issue 12 item 7
             (self.check_sources, 60.0),
             (self.poll_tips, max(self.config.bitcoind.poll_interval_s, 5.0)),
             (self.readback, monitor_cfg.readback_interval_s),
@@ -255,6 +280,8 @@ class Service:
             if watch in done:
                 watch.result()  # a crashed watcher is a crash of the service
             await self._drain(watch)
+            if self.locks is not None:  # issue 12 item 7: another daemon took the database
+                self.locks.raise_if_lost()
             return 0
         finally:
             scheduler.shutdown(wait=False)

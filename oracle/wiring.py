@@ -119,6 +119,7 @@ async def build_components(
         if publish:
             publisher = await build_publisher(config, repository, watchdog=monitor.watchdog)
             monitor.publisher = publisher
+            publisher.manager.nonces.alerts = monitor.alerter  # issue 12 item 7
         pipeline = Pipeline(
             network=config.network.name,
             repository=repository,

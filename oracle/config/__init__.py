@@ -140,7 +140,8 @@ class PublisherConfig:
     priority_fee_gwei: float = 1.0
     fee_bump_percent: int = 15
     replace_after_s: float = 120.0
-    receipt_confirmations: int = 1
+    #: 0: by chain id (1 on the dev chains 31337/1337, 3 elsewhere; ``fees.default_confirmations``)
+    receipt_confirmations: int = 0
     receipt_timeout_s: float = 600.0
 
 

@@ -53,8 +53,8 @@ async def pending_base_fee(w3: AsyncWeb3[Any]) -> int:
 async def send_raw(w3: AsyncWeb3[Any], raw: bytes, tx_hash: str) -> tuple[Sent, str]:
     """Send raw bytes; "already known" and friends are fine, the poll loop sorts them out.
 
-    Returns how it went and, for a duplicate, the node's message (lower case, cut to 120
-    characters); any other refusal is a ``PublishError``.
+    Returns how it went and, for a duplicate or an underpriced refusal, the node's message
+    (lower case, cut to 120 characters); any other refusal is a ``PublishError``.
     """
     try:
         await w3.eth.send_raw_transaction(raw)
@@ -63,7 +63,7 @@ async def send_raw(w3: AsyncWeb3[Any], raw: bytes, tx_hash: str) -> tuple[Sent, 
         if any(text in message for text in _DUPLICATE):
             return "duplicate", message[:120]
         if "underpriced" in message:
-            return "underpriced", ""
+            return "underpriced", message[:120]
         raise PublishError(f"node refused transaction {tx_hash}: {exc}") from exc
     return "sent", ""
 

@@ -12,7 +12,13 @@ manager reads the base fee from the node and does the sending; this module only 
   ``2 x base fee + tip``), capped at ``max_fee_wei``; when the cap leaves less than the
   10% rise nodes demand of a replacement, there is no replacement and the manager
   re-sends the same bytes;
-* the gas limit is the node's estimate plus ``gas_margin_percent``.
+* the gas limit is the node's estimate plus ``gas_margin_percent``;
+* a receipt counts after ``confirmations`` blocks: ``publisher.receipt_confirmations``,
+  or when that is 0 (the default) ``default_confirmations(chain_id)``: 1 on a dev chain
+  (anvil/hardhat 31337, geth --dev 1337: they mine only when a transaction arrives, so
+  waiting for more blocks would wait forever), ``PUBLIC_CONFIRMATIONS`` (3) elsewhere.
+  After that the manager keeps re-checking the receipt until the block is final
+  (``oracle.publish.reorgs``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ if TYPE_CHECKING:
     from oracle.config import PublisherConfig
 
 GWEI = 10**9
+#: Chains that mine a block only when a transaction arrives (anvil/hardhat, geth --dev).
+DEV_CHAIN_IDS = frozenset({31337, 1337})
+#: Receipt confirmations on any other chain unless ``receipt_confirmations`` says otherwise.
+PUBLIC_CONFIRMATIONS = 3
 #: Nodes accept a same-nonce replacement only if both fees rise by at least 10%.
 MIN_REPLACEMENT_BUMP_PERCENT = 10
 
@@ -58,7 +68,7 @@ class FeePolicy:
             priority_fee_wei=int(config.priority_fee_gwei * GWEI),
             fee_bump_percent=config.fee_bump_percent,
             replace_after_s=config.replace_after_s,
-            confirmations=config.receipt_confirmations,
+            confirmations=default_confirmations(config.chain_id, config.receipt_confirmations),
             receipt_timeout_s=config.receipt_timeout_s,
             poll_interval_s=poll_interval_s,
         )
@@ -89,6 +99,14 @@ class FeePolicy:
         if not (_is_replacement(new_max_fee, max_fee) and _is_replacement(new_priority, priority)):
             return None
         return new_max_fee, new_priority
+
+
+def default_confirmations(chain_id: int, configured: int = 0) -> int:
+    """``configured`` when set (> 0), else 1 on a dev chain and ``PUBLIC_CONFIRMATIONS``
+    on any other."""
+    if configured:
+        return configured
+    return 1 if chain_id in DEV_CHAIN_IDS else PUBLIC_CONFIRMATIONS
 
 
 def _ceil_div(numerator: int, denominator: int) -> int:

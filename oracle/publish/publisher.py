@@ -30,6 +30,7 @@ from oracle.bitcoin.header import parse_header
 from oracle.config import Config, read_secret
 from oracle.errors import ConfigError, InputError, ProofUnavailable, PublishError
 from oracle.publish.anchor import build_proof
+from oracle.publish.authorised import AuthorisedKeys
 from oracle.publish.contract import OnChainRetarget, OracleContract, connect
 from oracle.publish.evmnode import RPC_ERRORS
 from oracle.publish.fees import FeePolicy
@@ -71,6 +72,7 @@ class Publisher:
         self.chain_id = chain_id
         self.contract_address = oracle.address
         self._collect = collect_signatures
+        self.authorised = AuthorisedKeys(oracle, self.signers)  # issue 12 item 7
 
     # -------------------------------------------------------------- lifecycle
 
@@ -128,12 +130,15 @@ class Publisher:
             raise PublishError(str(exc)) from exc
 
     async def sign(self, report: Report) -> list[ReportSignature]:
-        """This host's signatures plus valid collected ones, one per signer."""
+        """This host's signatures plus valid collected ones, one per signer, all by signers
+        the contract authorises now (``oracle.publish.authorised``); fewer than its threshold
+        raise ``TooFewAuthorisedSigners``."""
+        authorised, threshold = await self.authorised.read()  # issue 12 item 7
         signatures: dict[str, ReportSignature] = {
             s.address: s.sign_report(
                 report, chain_id=self.chain_id, contract_address=self.contract_address
             )
-            for s in self.signers
+            for s in self.authorised.usable(authorised)
         }
         if self._collect is not None:
             for item in await self._collect(report):
@@ -146,7 +151,9 @@ class Publisher:
                 if recovered != item.signer:
                     log.warning("peer_signature_invalid", claimed=item.signer, recovered=recovered)
                     continue
-                signatures.setdefault(item.signer, item)
+                if item.signer in authorised:
+                    signatures.setdefault(item.signer, item)
+        self.authorised.require(signatures, threshold, report.epoch)  # issue 12 item 7
         return list(signatures.values())
 
     async def publish(

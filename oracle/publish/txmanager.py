@@ -17,7 +17,9 @@ there. The rules (DESIGN.md "Publication rules", STYLE.md section 9):
   restarted) is re-sent as the same raw bytes; connection errors while the node
   is down are waited out until ``receipt_timeout_s``.
 * A receipt counts after ``receipt_confirmations`` blocks; a reverted
-  transaction is decoded to its custom error, recorded, and raised.
+  transaction is decoded to its custom error, recorded, and raised. Nonce gaps,
+  another sender on the key (``nonces``) and confirmed publications dropped by an
+  EVM reorg (``reorgs``) are handled by helpers it owns.
 * ``reconcile()`` on start: for every live submission, the contract's state is
   checked first (the block already stored for its epoch -> done), then the
   stored transactions (mined? pending? lost -> re-send the same bytes; nonce
@@ -59,7 +61,9 @@ from oracle.publish.evmnode import (
     send_raw,
 )
 from oracle.publish.fees import FeePolicy
+from oracle.publish.nonces import NonceKeeper
 from oracle.publish.ports import Step, StepObserver, SubmissionRow, SubmissionStore, SubmissionTxRow
+from oracle.publish.reorgs import ReorgWatch
 from oracle.publish.signing import KeystoreAccount, Report, ReportSignature, pack_signatures
 from oracle.store.states import SubmissionState
 
@@ -121,6 +125,9 @@ class TxManager:
         self.policy = policy
         self._observer = observer
         self._contract_key = oracle.address.lower()
+        # issue 12 item 7: nonce gaps and conflicts, re-sends after an EVM reorg
+        self.nonces = NonceKeeper(self)
+        self.reorgs = ReorgWatch(self)
 
     # -------------------------------------------------------------- public API
 
@@ -283,9 +290,15 @@ class TxManager:
                 SubmissionState.FAILED,
                 detail=f"nonce {latest.nonce} used by a transaction not ours",
             )
+            await self.nonces.conflict(  # issue 12 item 7
+                f"nonce {latest.nonce} was used by a transaction not ours",
+                nonce=latest.nonce, epoch=report.epoch, submission_id=row.id,
+            )  # fmt: skip
             raise PublishError(
                 f"epoch {report.epoch}: nonce {latest.nonce} taken by another transaction"
             )
+        if chain_nonce < latest.nonce:  # issue 12 item 7: lower nonces missing -> fill them
+            await self.nonces.fill_gap(row.id, latest.nonce, chain_nonce)
         now = time.monotonic()
         if state == SubmissionState.SIGNED:
             await self._broadcast(latest.raw_tx, latest.tx_hash)
@@ -369,6 +382,7 @@ class TxManager:
     async def _broadcast(self, raw: bytes, tx_hash: str) -> None:
         """Send raw bytes; "already known" and friends are fine, the poll loop sorts them out."""
         sent, reason = await send_raw(self.w3, raw, tx_hash)
+        await self.nonces.on_broadcast(sent, reason, tx_hash)  # issue 12 item 7
         if sent == "duplicate":
             log.info("broadcast_duplicate", tx_hash=tx_hash, reason=reason)
         elif sent == "underpriced":

@@ -9,9 +9,10 @@ submission per (chain, contract, epoch) and at most one live or confirmed one pe
 (chain, contract, epoch, block), so a block is never published twice and an
 epoch never has two transactions in flight, across crashes and restarts.
 
-States: signed -> broadcast -> mined -> confirmed (terminal, success);
-reverted / failed / abandoned are terminal failures after which a new
-submission for the epoch may be created. Retried writes recognise themselves
+States: signed -> broadcast -> mined -> confirmed (terminal, success; only
+``reopen_submission`` moves it back to broadcast, when an EVM reorg dropped its
+transaction); reverted / failed / abandoned are terminal failures after which a
+new submission for the epoch may be created. Retried writes recognise themselves
 by a token chosen before the first attempt, so nothing is recorded twice.
 """
 
@@ -291,6 +292,47 @@ class SubmissionsMixin(RepositoryBase):
             return _record(row)
 
         return await self._tx("transition_submission", write)
+
+    async def reopen_submission(self, submission_id: int, detail: str) -> SubmissionRecord:
+        """Move a ``confirmed`` submission back to ``broadcast``: an EVM reorg dropped its
+        transaction (``oracle.publish.reorgs``), so the manager drives it again. The one
+        way out of a terminal state; StoreConflict unless it is confirmed (or another live
+        submission of its epoch exists)."""
+        token = uuid.uuid4().hex
+
+        async def write(session: AsyncSession) -> SubmissionRecord:
+            row = await _locked(session, submission_id)
+            if (await session.scalars(select(SubmissionEvent.id).where(
+                    SubmissionEvent.token == token))).first() is not None:  # fmt: skip
+                return _record(row)
+            if row.state != SubmissionState.CONFIRMED:
+                raise StoreConflict(f"submission {row.id} is {row.state}, not confirmed")
+            now = utcnow()
+            session.add(SubmissionEvent(
+                submission_id=row.id, from_state=row.state, to_state=SubmissionState.BROADCAST,
+                detail=detail, at=now, token=token,
+            ))  # fmt: skip
+            row.state, row.updated_at = SubmissionState.BROADCAST, now
+            return _record(row)
+
+        return await self._tx("reopen_submission", write)
+
+    async def recent_confirmed_submissions(
+        self, chain_id: int, contract_address: str, limit: int = 8
+    ) -> list[SubmissionRecord]:
+        """The ``limit`` most recently confirmed submissions to a contract, newest first."""
+        address = validate.address(contract_address, "contract_address")
+
+        async def read(session: AsyncSession) -> list[SubmissionRecord]:
+            query = select(Submission).where(
+                Submission.chain_id == chain_id, Submission.contract_address == address,
+                Submission.state == SubmissionState.CONFIRMED,
+            )  # fmt: skip
+            newest = query.order_by(Submission.updated_at.desc(), Submission.id.desc())
+            rows = (await session.scalars(newest.limit(limit))).all()
+            return [_record(r) for r in rows]
+
+        return await self._read1("recent_confirmed_submissions", read)
 
     async def get_submission(self, submission_id: int) -> SubmissionRecord | None:
         async def read(session: AsyncSession) -> SubmissionRecord | None:

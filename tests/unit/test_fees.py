@@ -10,7 +10,7 @@ import pytest
 
 from oracle.config import PublisherConfig
 from oracle.errors import PublishError
-from oracle.publish.fees import GWEI, FeePolicy
+from oracle.publish.fees import GWEI, FeePolicy, default_confirmations
 
 POLICY = FeePolicy(max_fee_wei=100 * GWEI, priority_fee_wei=2 * GWEI, fee_bump_percent=15)
 
@@ -33,9 +33,22 @@ def test_from_config_converts_gwei_and_copies_the_settings() -> None:
     assert (policy.max_fee_wei, policy.priority_fee_wei) == (1_500_000_000, 250_000_000)
     assert policy.fee_bump_percent == config.fee_bump_percent
     assert policy.replace_after_s == config.replace_after_s
-    assert policy.confirmations == config.receipt_confirmations
+    assert policy.confirmations == 1  # receipt_confirmations 0: by chain id, 31337 is a dev chain
     assert policy.receipt_timeout_s == config.receipt_timeout_s
     assert policy.poll_interval_s == 0.2
+
+
+@pytest.mark.parametrize(
+    ("chain_id", "configured", "expected"),
+    [(31337, 0, 1), (1337, 0, 1), (1, 0, 3), (42161, 0, 3), (1, 12, 12), (31337, 2, 2)],
+)
+def test_receipt_confirmations_default_by_chain_id(
+    chain_id: int, configured: int, expected: int
+) -> None:
+    """Dev chains mine only on transactions and keep 1; public chains wait for 3."""
+    config = PublisherConfig(chain_id=chain_id, receipt_confirmations=configured)
+    assert FeePolicy.from_config(config).confirmations == expected
+    assert default_confirmations(chain_id, configured) == expected
 
 
 @pytest.mark.parametrize(
