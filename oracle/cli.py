@@ -8,7 +8,8 @@ Each command group lives in ``oracle/commands/<group>.py`` and exposes
 * 2 (as argparse) bad usage or input, an invalid configuration, a refusal: every
   deliberate ``OracleError`` that is not about reaching something;
 * 69 (EX_UNAVAILABLE) a database, block source or EVM node that cannot be reached
-  (``exit_status``: ``StoreUnavailable``, ``SourceUnavailable``, ``ChainUnavailable``);
+  (``exit_status``: ``StoreUnavailable``, ``SourceUnavailable``, ``ChainUnavailable``,
+  ``DaemonAlreadyRunning``, ``FeedFailed``);
 * 70 (EX_SOFTWARE) anything else: a bug. Its traceback goes to the log as one JSON
   record (``"event": "internal_error"``, secrets scrubbed), never as a dump;
 * 130 interrupted (Ctrl-C).
@@ -28,6 +29,7 @@ from typing import NoReturn
 from oracle.errors import (
     ChainUnavailable,
     DaemonAlreadyRunning,
+    FeedFailed,
     OracleError,
     PublishError,
     SourceAuthFailed,
@@ -64,6 +66,7 @@ UNREACHABLE: tuple[type[OracleError], ...] = (
     SourceUnavailable,
     ChainUnavailable,
     DaemonAlreadyRunning,  # another daemon holds the database or the sender key: EX_UNAVAILABLE
+    FeedFailed,  # every restart of a block feed failed: its source cannot be followed
 )
 
 

@@ -24,6 +24,8 @@ and the service can tell "bad input / bad world" from a bug::
     │   │   └── SourceOversized    kind "oversized": response larger than the cap
     │   └── HeightNotFound     kind "not_found": the height is past the source's tip; a fact
     │                          about the chain, neither transient nor malformed -> no retry
+    ├── FeedFailed             a block feed (ZMQ or polling) kept dying after restarts with
+    │                          backoff -> the service exits non-zero (oracle.monitor.instrument)
     ├── PeerError              another operator's node, over its attestation API
     │   ├── PeerUnavailable    timeout, refused, non-200, oversized -> back off, ask again
     │   └── PeerDataError      malformed or forged attestation -> ignored, logged
@@ -158,6 +160,11 @@ class HeightNotFound(SourceError):
     """The source has no block at that height (yet): past its tip, or a 404."""
 
     kind = "not_found"
+
+
+class FeedFailed(OracleError):
+    """A source's block feed died again and again, restarted with backoff each time, and
+    the supervisor gave up: the service stops with an error rather than run blind."""
 
 
 class PeerError(OracleError):

@@ -10,10 +10,23 @@ change of the store to it, this loop each new best tip, and a scheduled job
 rebuilds it once a minute for writes from outside the pipeline (peers'
 conflicting signatures, another process on the same database).
 
-SIGTERM/SIGINT set the stop event: no new pass starts, the pass in flight may
-finish within ``service.shutdown_timeout_s`` (then it is cancelled — every step
-is idempotent, so an abandoned pass is simply redone at the next start),
-connections are closed, and the process exits 0.
+The EVM side runs in a task of its own (``oracle.publish.driver``): it connects
+to the chain (the daemon starts, serves the API, observes and agrees while the
+chain's RPC is down), reconciles, and publishes outside the pass lock, one
+publication pass after each pipeline pass, so a stuck transaction delays
+neither the observation of new epochs nor the shutdown.
+
+SIGTERM/SIGINT set the stop event, which is honoured at any point: during
+start-up, while a transaction waits for its receipt, during a pass. The
+publication task is cancelled at once (a submission in flight is stored and
+resumed by ``reconcile`` at the next start), no new pass starts, the pass in
+flight may finish within ``service.shutdown_timeout_s`` (then it is cancelled —
+every step is idempotent, so an abandoned pass is simply redone at the next
+start), connections are closed, and the process exits 0.
+
+Block feeds are supervised by ``oracle.monitor.instrument``: a feed that dies
+is restarted with backoff; while no feed runs ``/health`` answers 503, and a
+feed that keeps dying ends the service with ``FeedFailed`` (non-zero exit).
 """
 
 from __future__ import annotations
@@ -30,7 +43,8 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from oracle.config import Config
-from oracle.errors import OracleError, PublishError, SourceError
+from oracle.errors import FeedFailed, OracleError, SourceError
+from oracle.publish.driver import PublicationDriver
 from oracle.publish.publisher import Publisher
 from oracle.publish.senderlock import DaemonLocks
 from oracle.sources.types import HeaderSource
@@ -57,6 +71,12 @@ class Service:
     #: one daemon per database and per sender key (issue 12 item 7)
     locks: DaemonLocks | None = None
     api_url: str | None = None
+    #: the EVM side's task (``open`` builds it when publishing is enabled)
+    driver: PublicationDriver | None = None
+    #: why the service stopped processing (``/health`` says it), None while it runs
+    failure: str | None = None
+    #: the best tip as of the last finished pass (what publication counts confirmations to)
+    _settled_height: int | None = None
     _runner: web.AppRunner | None = None
 
     @property
@@ -81,7 +101,8 @@ class Service:
     # -- start-up --------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect to everything; fail fast with a clear error when something is wrong."""
+        """Connect to everything but the EVM chain; fail fast with a clear error when
+        something is wrong. The chain is the publication task's (``PublicationDriver``)."""
         self.locks = await DaemonLocks.acquire(self.config, stop=self.stop_event)  # item 7
         try:
             await self._open()
@@ -94,27 +115,30 @@ class Service:
             self.config,
             extra_sources=self.extra_sources,
             publish=self.config.publisher.enabled,
+            check_chain=False,
         )
-        if self.components.publisher is not None:
+        parts = self.components
+        if parts.publisher is not None:
             assert self.locks is not None  # issue 12 item 7: one process per sender key
-            self.locks.hold_sender(self.components.publisher.manager.sender.address)
-            await self._reconcile(self.components.publisher)
+            self.locks.hold_sender(parts.publisher.manager.sender.address)
+            self.driver = PublicationDriver(
+                publisher=parts.publisher,
+                pipeline=parts.pipeline,
+                monitor=parts.monitor,
+                best_height=lambda: self._settled_height,
+                holding=self._api_held,
+            )
 
-    async def _reconcile(self, publisher: Publisher) -> None:
-        """Settle what a previous run left in flight, before any new submission.
-
-        A submission that cannot be resumed (e.g. the crash came before its
-        transaction was stored) is marked abandoned and reported; the pipeline
-        then publishes that epoch afresh. Each failure settles one submission,
-        so the loop is bounded by their number.
-        """
-        for _ in range(1000):
-            try:
-                await publisher.reconcile()
-                return
-            except PublishError as exc:
-                log.warning("reconcile_left_for_pipeline", error=str(exc))
-        raise PublishError("reconcile did not settle after 1000 rounds")
+    def liveness(self) -> str | None:
+        """None while blocks can be processed; else why not (``/health`` answers 503)."""
+        if self.failure is not None:
+            return self.failure
+        sources = self.parts.sources
+        if sources and all(s.state.feed_down for s in sources):
+            return "no block feed is running: " + "; ".join(
+                f"{s.name}: {s.state.feed_down}" for s in sources
+            )
+        return None
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -129,11 +153,12 @@ class Service:
     async def _watch(self) -> None:
         """New blocks from every source -> one pass per burst of tips.
 
-        Each pass lets the watcher observe pending epochs and re-check reorgs,
-        stores what it found, and then publishes whatever has become confirmed,
-        even when the round observed nothing new (confirmations accrue with
-        blocks, not with events). The watcher's tip loop raises when a block
-        feed dies, which ends the service with an error.
+        Each pass lets the watcher observe pending epochs and re-check reorgs and
+        stores what it found; then the publication task is asked to publish
+        whatever has become confirmed, even when the round observed nothing new
+        (confirmations accrue with blocks, not with events). The watcher's tip
+        loop raises when a block feed is given up, which ends the service with
+        an error.
         """
         parts = self.parts
         async with self.pass_lock:
@@ -143,8 +168,12 @@ class Service:
                 with self._api_held():
                     for event in await parts.watcher.handle_tips(tips):
                         await parts.pipeline.handle(event)
-                    if self.best_height is not None:
-                        await parts.pipeline.publish_confirmed(self.best_height)
+                # The store now holds what the watcher saw up to this tip (a reorg's new
+                # block included): publication counts confirmations from here, never from
+                # a tip whose pass is still running.
+                self._settled_height = parts.watcher.best_height
+            if self.driver is not None:
+                self.driver.request()  # publication runs in its own task, outside the lock
             if parts.api is not None and tips:
                 # After the pass: its reads of the sources go first (public APIs are
                 # rate limited), the status reading next.
@@ -179,23 +208,26 @@ class Service:
         return api.deferring() if api is not None else contextlib.nullcontext()
 
     async def publish_pending(self) -> None:
-        """Scheduled: retry publication (e.g. after the EVM node was down); flag late epochs."""
-        parts = self.parts
-        if self.best_height is None or self.stop_event.is_set():
-            return
-        async with self.pass_lock:
-            with self._api_held():
-                await parts.pipeline.publish_confirmed(self.best_height)
-        if parts.publisher is not None:
-            await parts.monitor.check_publication(self.config.network.name)
+        """Scheduled: retry publication (e.g. after the EVM node was down)."""
+        if self.driver is not None and not self.stop_event.is_set():
+            self.driver.request()
+
+    async def check_epochs(self) -> None:
+        """Scheduled: alert on epochs late for publication, agreed or not."""
+        if not self.stop_event.is_set():
+            await self.parts.monitor.check_publication(
+                self.config.network.name, agreed=self.driver is not None
+            )
 
     async def recheck_publications(self) -> None:
         """Scheduled (issue 12 item 7): send again a confirmed publication that an EVM reorg
         dropped (``oracle.publish.reorgs``)."""
         publisher = self.parts.publisher
-        if publisher is None or self.stop_event.is_set():
+        if publisher is None or self.driver is None or self.stop_event.is_set():
             return
-        async with self.pass_lock:
+        if not self.driver.connected:
+            return  # the driver reconnects and reconciles first
+        async with self.driver.sending:  # one sender of transactions at a time (nonces)
             await publisher.manager.reorgs.recheck()
 
     async def poll_peers(self) -> None:
@@ -203,10 +235,8 @@ class Service:
         coordinated = self.parts.coordinated
         if coordinated is None or self.stop_event.is_set():
             return
-        if await coordinated.poll_peers() and self.best_height is not None:
-            async with self.pass_lock:
-                with self._api_held():
-                    await self.parts.pipeline.publish_confirmed(self.best_height)
+        if await coordinated.poll_peers() and self.driver is not None:
+            self.driver.request()
 
     async def prune_health(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(days=self.config.monitor.health_retention_days)
@@ -230,19 +260,25 @@ class Service:
             self.parts.api.attestations_changed()
 
     async def readback(self) -> None:
-        """Scheduled: compare what the contract holds with the database; check the balance."""
-        await self.parts.monitor.readback(self.config.network.name)
+        """Scheduled: compare what the contract holds with the database; check the balance
+        (once the publication task reached the chain)."""
+        if self.driver is not None and self.driver.connected:
+            await self.parts.monitor.readback(self.config.network.name)
 
     # -- run -------------------------------------------------------------------------------
 
     async def run(self) -> int:
         """Run until the stop event; return the process exit status."""
-        await self.open()
+        if not await self._until_stopped(self.open()):
+            await self.close()
+            log.info("service_stopped", during="start-up")
+            return 0
         scheduler = AsyncIOScheduler(timezone=UTC)
         monitor_cfg = self.config.monitor
         for job, seconds in (
             (self.publish_pending, 15.0),
             (self.recheck_publications, 15.0),  # issue 12 item 7
+            (self.check_epochs, min(15.0, max(1.0, monitor_cfg.publication_late_s / 4))),
             (self.check_sources, 60.0),
             (self.poll_tips, max(self.config.bitcoind.poll_interval_s, 5.0)),
             (self.readback, monitor_cfg.readback_interval_s),
@@ -262,6 +298,7 @@ class Service:
                 max_instances=1,
                 misfire_grace_time=None,
             )
+        publishing: asyncio.Task[None] | None = None
         try:
             if self.config.api.enabled:
                 await self._start_api()
@@ -274,19 +311,51 @@ class Service:
                 api=self.api_url,
                 sources=[s.name for s in self.parts.sources],
             )
+            if self.driver is not None:
+                publishing = asyncio.create_task(self.driver.run(), name="publish")
             watch = asyncio.create_task(self._watch(), name="watch")
             stop = asyncio.create_task(self.stop_event.wait(), name="stop")
             done, _ = await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            await _cancel(publishing)  # resumable: reconcile finishes it at the next start
             if watch in done:
-                watch.result()  # a crashed watcher is a crash of the service
+                self._crashed(watch)
             await self._drain(watch)
             if self.locks is not None:  # issue 12 item 7: another daemon took the database
                 self.locks.raise_if_lost()
             return 0
         finally:
+            await _cancel(publishing)
             scheduler.shutdown(wait=False)
             await self.close()
             log.info("service_stopped")
+
+    async def _until_stopped(self, work: Awaitable[None]) -> bool:
+        """Run ``work`` unless the stop event comes first (then cancel it); True if it ran."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.create_task(self.stop_event.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            task.result()
+            return True
+        await _cancel(task)
+        return False
+
+    def _crashed(self, watch: asyncio.Task[None]) -> None:
+        """A watcher that raised is a crash of the service: mark it failed (``/health``)
+        and raise (``FeedFailed`` itself when a block feed was given up)."""
+        exc = watch.exception()
+        if exc is None:  # it returned: the stop event came during its pass
+            return
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, FeedFailed):
+            cause = cause.__cause__
+        self.failure = str(cause or exc)
+        log.error("service_failed", error=self.failure)
+        raise cause if isinstance(cause, FeedFailed) else exc
 
     async def _drain(self, watch: asyncio.Task[None]) -> None:
         """Let the pass in flight finish within the shutdown timeout, then cancel."""
@@ -302,7 +371,7 @@ class Service:
             await watch
 
     async def _start_api(self) -> None:
-        app = build_api(self.parts)
+        app = build_api(self.parts, liveness=self.liveness)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port)
@@ -317,6 +386,15 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+
+
+async def _cancel(task: asyncio.Future[None] | None) -> None:
+    """Cancel ``task`` and wait until it has ended (its own errors were logged)."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def run_service(config: Config) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from oracle.bitcoin.difficulty import get_network
 from oracle.config import Config
 from oracle.errors import OracleError
 from oracle.monitor.chainread import SourceChainView
-from oracle.monitor.health import CachedProbe, ReadinessReport, gather_readiness
+from oracle.monitor.health import CachedProbe, ReadinessReport, SourceHealth, gather_readiness
 from oracle.monitor.hub import MonitorHub
 from oracle.monitor.instrument import InstrumentedSource
 from oracle.peers.client import PeerClient
@@ -81,6 +81,7 @@ async def build_components(
     extra_sources: Sequence[HeaderSource] = (),
     quorum: int | None = None,
     publish: bool,
+    check_chain: bool = True,
     check_schema: bool = False,
     record_health: bool = True,
 ) -> Components:
@@ -89,9 +90,12 @@ async def build_components(
     ``sources`` replaces the configured ones (replay's bundled checkpoints);
     ``extra_sources`` are added to them (tests and benchmarks with more nodes).
     ``quorum`` overrides ``crosscheck.quorum``. With ``publish`` the publisher
-    is built and checked against the chain (chain id, contract code).
-    ``record_health=False`` keeps source calls out of the health table (replay
-    reads history, not the sources' live health).
+    is built and, with ``check_chain`` (the default), checked against the chain
+    (chain id, contract code); the daemon passes ``check_chain=False`` and checks
+    from its publication task, so an EVM node that is down does not stop it.
+    ``record_health=False`` keeps source calls out of the health table and the
+    monitor's live judgements (source verdicts, late epochs): replay reads
+    history, not the sources' live health.
     """
     network = get_network(config.network.name)
     repository = await open_repository(config.database.url, config.database)
@@ -108,6 +112,7 @@ async def build_components(
             raise OracleError("no block sources are configured ([bitcoind] or [[sources]])")
         on_call = monitor.source_call if record_health else _ignore_call
         instrumented = [InstrumentedSource(s, on_call) for s in raw]
+        monitor.sources, monitor.live = instrumented, record_health
         history = await repository.agreed_history(config.network.name)
         watcher = RetargetWatcher(
             instrumented,
@@ -117,7 +122,9 @@ async def build_components(
         )
         seed_watcher(watcher, history)
         if publish:
-            publisher = await build_publisher(config, repository, watchdog=monitor.watchdog)
+            publisher = await build_publisher(
+                config, repository, watchdog=monitor.watchdog, check_chain=check_chain
+            )
             monitor.publisher = publisher
             publisher.manager.nonces.alerts = monitor.alerter  # issue 12 item 7
         pipeline = Pipeline(
@@ -197,7 +204,9 @@ async def build_publisher(
 READY_PROBE_TTL_S = 10.0
 
 
-def build_api(components: Components) -> web.Application:
+def build_api(
+    components: Components, *, liveness: Callable[[], str | None] | None = None
+) -> web.Application:
     """The read API of a running oracle: its in-memory state, readiness facts and chain view.
 
     The state (``oracle.api.state.ApiState``) answers every ``/v1`` request from
@@ -206,10 +215,17 @@ def build_api(components: Components) -> web.Application:
     (``Coordinator.on_signed``), the service each new best tip (``note_tip``).
     ``/v1/status`` reads the chain through any configured source, bitcoind or
     public APIs alone; ``/ready`` probes the database and the chain at most once
-    per ``READY_PROBE_TTL_S``.
+    per ``READY_PROBE_TTL_S``. ``liveness`` says why the node processes no blocks
+    (``/health`` answers 503 then); a source whose answers fail verification is
+    unhealthy in ``/ready`` and ``/v1/status`` alike.
     """
     config = components.config
     sources = components.sources
+
+    def verdicts() -> list[SourceHealth]:
+        now, stale_after_s = time.time(), config.monitor.source_stale_after_s
+        return [s.state.verdict(now=now, stale_after_s=stale_after_s) for s in sources]
+
     state = ApiState(
         components.repository,
         network=config.network.name,
@@ -217,6 +233,7 @@ def build_api(components: Components) -> web.Application:
         signing=signing_of(config),
         chain=SourceChainView(sources),
         metrics=components.monitor.metrics,
+        sources=verdicts,
     )
     components.api = state
     components.pipeline.on_change = state.data_changed
@@ -233,13 +250,10 @@ def build_api(components: Components) -> web.Application:
     )
 
     async def readiness() -> ReadinessReport:
-        now = time.time()
-        stale_after_s = config.monitor.source_stale_after_s
-        verdicts = [s.state.verdict(now=now, stale_after_s=stale_after_s) for s in sources]
         return await gather_readiness(
             ping_database=ping_database,
             reach_chain=reach_chain,
-            sources=verdicts,
+            sources=verdicts(),
             quorum=config.crosscheck.quorum,
         )
 
@@ -251,6 +265,7 @@ def build_api(components: Components) -> web.Application:
         readiness=readiness,
         chain=state.chain_status.chain if state.chain_status is not None else None,
         state=state,
+        liveness=liveness,
     )
     app = build_app(context)
 

@@ -52,6 +52,8 @@ class ApiContext:
     #: The in-memory snapshot, chain status and metrics page the handlers answer from;
     #: None: ``build_app`` builds one from the fields above.
     state: ApiState | None = None
+    #: None while the node processes blocks, else why it does not (``/health`` answers 503)
+    liveness: Callable[[], str | None] | None = None
 
 
 #: Where ``build_app`` puts the ``ApiContext`` on the application.

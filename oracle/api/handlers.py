@@ -37,7 +37,7 @@ from oracle.api.params import (
 )
 from oracle.api.snapshot import Snapshot
 from oracle.api.state import ApiState
-from oracle.api.views import public_readiness
+from oracle.api.views import public_readiness, scrub
 from oracle.monitor.health import ReadinessReport
 from oracle.store.states import DISAGREEMENT_KINDS
 
@@ -56,8 +56,15 @@ async def _snapshot(request: web.Request) -> Snapshot:
     return await _state(request).snapshot()
 
 
-async def health(_request: web.Request) -> web.Response:
-    """Liveness only: the process answers HTTP. No I/O, so it stays cheap under load."""
+async def health(request: web.Request) -> web.Response:
+    """Liveness: the process answers HTTP and processes blocks (``ApiContext.liveness``).
+    No I/O, so it stays cheap under load."""
+    liveness = request.app[CONTEXT].liveness
+    failing = liveness() if liveness is not None else None
+    if failing:
+        response = json_response({"status": "failing", "reason": scrub(failing) or ""}, 503)
+        response.headers["Cache-Control"] = NO_CACHE
+        return response
     return web.Response(
         body=_HEALTH_BODY, content_type="application/json", headers={"Cache-Control": NO_CACHE}
     )

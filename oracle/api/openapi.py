@@ -85,7 +85,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             )
         }
     ),
-    "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
+    "Health": _object(
+        {"status": {"type": "string", "enum": ["ok", "failing"]}, "reason": _STR},
+        required=["status"],
+    ),
     "Ready": _object(
         {
             "ready": _BOOL,
@@ -211,6 +214,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "latest_status": _nullable(_STR),
                 }
             ),
+            "sources": _array(_object({"name": _STR, "healthy": _BOOL, "reason": _STR})),
         }
     ),
     "Disagreement": _object(

@@ -129,9 +129,12 @@ ROUTES: tuple[Route, ...] = (
         "/health",
         health,
         "health",
-        "Liveness: the process answers",
+        "Liveness: the process answers and processes blocks",
         "Health",
         tag="monitoring",
+        description="503 with status 'failing' and the reason when no block feed runs "
+        "(every feed died and is being restarted) or the service is stopping after a failure.",
+        extra_responses={503: "Health"},
         conditional=False,
     ),
     Route(

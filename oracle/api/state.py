@@ -42,6 +42,7 @@ from oracle.config import Config
 from oracle.errors import OracleError
 from oracle.monitor.cache import Refreshing
 from oracle.monitor.chainread import ChainMoving, ChainStatus, ChainView
+from oracle.monitor.health import SourceHealth
 from oracle.monitor.metrics import Metrics
 from oracle.monitor.status import ChainSnapshot, estimate_next_retarget
 from oracle.store.repository import Repository
@@ -75,14 +76,17 @@ class ApiState:
         clock: Callable[[], float] = time.time,
         metrics_ttl_s: float = 1.0,
         status_max_age_s: float = 60.0,
+        sources: Callable[[], Sequence[SourceHealth]] | None = None,
     ) -> None:
-        """``signing``: ``(chain_id, contract_address)`` when this node signs reports."""
+        """``signing``: ``(chain_id, contract_address)`` when this node signs reports;
+        ``sources``: the block sources' health now (shown by ``/v1/status``)."""
         self.repository = repository
         self.network = network
         self.index_days = tuple(index_days)
         self.signing = signing
         self.clock = clock
         self.metrics = metrics
+        self.sources = sources
         self._version = 0
         self._holds = 0
         self._pending = False
@@ -261,17 +265,24 @@ class ApiState:
                 503, "chain_unavailable", f"cannot read the chain: {type(exc).__name__}"
             ) from exc
         now = int(self.clock())
-        key = (reading, now, snapshot.version)
+        health = tuple(self.sources()) if self.sources is not None else ()
+        key = (reading, now, snapshot.version, health)
         cached = self._status_body
         if cached is not None and cached[0] == key:
             return cached[1]
-        body = self._render_status(reading, now, snapshot)
+        body = self._render_status(reading, now, snapshot, health)
         self._status_body = (key, body)
         return body
 
-    def _render_status(self, reading: ChainSnapshot, now: int, snapshot: Snapshot) -> Body:
+    def _render_status(
+        self,
+        reading: ChainSnapshot,
+        now: int,
+        snapshot: Snapshot,
+        health: Sequence[SourceHealth] = (),
+    ) -> Body:
         estimate = estimate_next_retarget(get_network(self.network), reading, now=now)
-        return json_body(status_json(self.network, estimate, snapshot.latest))
+        return json_body(status_json(self.network, estimate, snapshot.latest, health))
 
     # -- /metrics --------------------------------------------------------------------------
 

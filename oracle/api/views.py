@@ -176,9 +176,13 @@ def disagreement_json(record: DisagreementRecord) -> dict[str, Any]:
 
 
 def status_json(
-    network: str, estimate: RetargetEstimate, latest: RetargetRecord | None
+    network: str,
+    estimate: RetargetEstimate,
+    latest: RetargetRecord | None,
+    sources: Sequence[SourceHealth] = (),
 ) -> dict[str, Any]:
-    """``/v1/status``: mempool-compatible figures (snake_case) plus exact values and BME14."""
+    """``/v1/status``: mempool-compatible figures (snake_case) plus exact values and BME14,
+    and each block source's health (reasons in the oracle's own words, ``scrub``)."""
     projected = estimate.projected_bme14
     return {
         "network": network,
@@ -226,6 +230,9 @@ def status_json(
             "latest_epoch": latest.epoch if latest is not None else None,
             "latest_status": latest.status if latest is not None else None,
         },
+        "sources": [
+            {"name": s.name, "healthy": s.healthy, "reason": scrub(s.reason) or ""} for s in sources
+        ],
     }
 
 

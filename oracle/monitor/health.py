@@ -105,13 +105,24 @@ def judge_source(
     last_success_at: float | None,
     last_failure_at: float | None = None,
     last_failure: str = "",
+    last_rejected_at: float | None = None,
+    last_rejection: str = "",
+    last_verified_at: float | None = None,
+    feed_down: str = "",
 ) -> SourceHealth:
     """Judge one source from its last success and last failure (unix seconds).
 
     Unhealthy when it never answered, when its last answer is older than
-    ``stale_after_s`` (``MonitorConfig.source_stale_after_s``), or when its
-    latest request failed.
+    ``stale_after_s`` (``MonitorConfig.source_stale_after_s``), when its
+    latest request failed, when its block feed is down (``feed_down`` says
+    why), or when its latest retarget answer failed the oracle's own
+    verification (``last_rejected_at`` newer than ``last_verified_at``): an
+    answer that cannot be trusted is no better than none. A rejection counts
+    for ``stale_after_s``, so one bad answer for an epoch that is then agreed
+    (and not asked again) does not leave the source red for two weeks.
     """
+    if feed_down:
+        return SourceHealth(name, False, f"block feed down: {feed_down}")
     if last_success_at is None:
         reason = (
             f"no successful request yet ({last_failure})"
@@ -124,6 +135,14 @@ def judge_source(
     age = now - last_success_at
     if age > stale_after_s:
         return SourceHealth(name, False, f"stale: last success {age:.0f} s ago")
+    if (
+        last_rejected_at is not None
+        and (last_verified_at is None or last_rejected_at > last_verified_at)
+        and now - last_rejected_at <= stale_after_s
+    ):
+        return SourceHealth(
+            name, False, f"answers fail verification: {last_rejection or 'unverified'}"
+        )
     return SourceHealth(name, True)
 
 

@@ -7,23 +7,36 @@ signer_balance_low, readback_mismatch, peer_conflict); the hub adds the two
 incidents only the pipeline can see:
 
 * ``publish_failed``      publishing an agreed epoch failed (retried every 15 s; a refusal
-                          retrying cannot fix, such as ``ProofUnavailable``, is raised once)
+                          retrying cannot fix, such as ``ProofUnavailable``, is raised once);
+                          key ``chain``: the EVM chain cannot be used at all (unreachable,
+                          wrong chain id, no contract), resolved when it can
 * ``orphaned_published``  a published retarget left the best chain: one critical alert that
                           says whether the daemon will replace it on chain (its challenge
                           window is open; resolved when the replacement lands) or a re-anchor
                           by governance is needed
+
+From the watcher's outcomes it also learns what no single request shows: a
+source whose retarget answers fail the oracle's own verification is marked so
+(``SourceState.note_rejected``) and judged unhealthy in ``/ready``,
+``/v1/status``, the metrics and a ``source_failing`` alert; an epoch whose
+retarget block is there but not agreed (disputed, or no quorum) is remembered
+and raises ``publication_late`` once it is ``monitor.publication_late_s`` past
+its retarget block (the median header time the sources reported, or when this
+node first saw it, whichever is earlier), checked at every observation and by
+the scheduled ``check_publication``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
 from eth_typing import HexStr
 
-from oracle.agreement.crosscheck import Agreed
+from oracle.agreement.crosscheck import Agreed, Disputed, Insufficient
 from oracle.agreement.watcher import EpochObserved
 from oracle.config import Config
 from oracle.monitor.alerts import Alerter
@@ -31,12 +44,23 @@ from oracle.monitor.instrument import InstrumentedSource
 from oracle.monitor.metrics import Metrics
 from oracle.monitor.watchdog import Watchdog
 from oracle.publish.publisher import Publisher
+from oracle.sources.types import Observation
 from oracle.store.repository import Repository
 from oracle.store.states import RetargetStatus
 
 log = structlog.get_logger(__name__)
 PUBLISH_FAILED = "publish_failed"
 ORPHANED_PUBLISHED = "orphaned_published"
+#: the incident key of a chain that cannot be used at all
+CHAIN_KEY = "chain"
+
+
+@dataclass(frozen=True, slots=True)
+class Unagreed:
+    """An epoch whose retarget block is there but has no agreed value yet."""
+
+    since: float  # unix seconds: the retarget block's time, as far as it is known
+    detail: str  # "disputed: bits" / "no quorum: ..."
 
 
 class MonitorHub:
@@ -52,6 +76,12 @@ class MonitorHub:
         self.watchdog = Watchdog(config.monitor, self.metrics, self.alerter)
         #: set by ``oracle.wiring`` when publishing is enabled (receipts, read-back, balance)
         self.publisher: Publisher | None = None
+        #: set by ``oracle.wiring``: the sources whose answers the outcomes judge
+        self.sources: list[InstrumentedSource] = []
+        #: epochs observed without agreement, by epoch
+        self.unagreed: dict[int, Unagreed] = {}
+        #: False for replay (``oracle.wiring``): history judges no source and makes no epoch late
+        self.live = True
 
     # -- sources ---------------------------------------------------------------------------
 
@@ -86,6 +116,49 @@ class MonitorHub:
             self.metrics.set_tip_height(observed.trigger.height)
         if isinstance(observed.outcome, Agreed):
             self.metrics.set_last_agreed_epoch(observed.outcome.epoch)
+        if not self.live:
+            return
+        if self._judge_answers(observed):
+            await self.check_sources(self.sources)
+        await self._note_agreement(observed)
+
+    def _judge_answers(self, observed: EpochObserved) -> bool:
+        """Mark each answering source verified or rejected; True if any source was judged."""
+        by_name = {source.name: source for source in self.sources}
+        judged = False
+        for result in observed.results:
+            source = by_name.get(result.source)
+            if source is None or not isinstance(result, Observation):
+                continue
+            verification = observed.verifications.get(result.source)
+            if verification is not None and verification.ok:
+                source.state.note_verified()
+            else:
+                problems = verification.problems if verification is not None else ()
+                source.state.note_rejected("; ".join(problems) or "not verified")
+                log.warning(
+                    "source_answer_rejected", source=result.source, epoch=observed.epoch,
+                    problems=list(problems),
+                )  # fmt: skip
+            judged = True
+        return judged
+
+    async def _note_agreement(self, observed: EpochObserved) -> None:
+        """Remember an epoch without agreement (alert once it is late); forget it once agreed."""
+        epoch, outcome = observed.epoch, observed.outcome
+        if isinstance(outcome, Agreed):
+            if self.unagreed.pop(epoch, None) is not None and self.publisher is None:
+                await self.watchdog.agreed(epoch)  # a publishing node resolves at publication
+            return
+        now = _now()
+        times = sorted(r.header.time for r in observed.results if isinstance(r, Observation))
+        since = min(now, times[len(times) // 2]) if times else now
+        previous = self.unagreed.get(epoch)
+        if previous is not None:
+            since = min(since, previous.since)
+        entry = Unagreed(since=since, detail=_describe(outcome))
+        self.unagreed[epoch] = entry
+        await self.watchdog.unagreed(epoch=epoch, since=entry.since, detail=entry.detail, now=now)
 
     async def disputed(self, epoch: int, fields: dict[str, dict[str, object]]) -> None:
         for name, claims in fields.items():
@@ -156,10 +229,35 @@ class MonitorHub:
 
     # -- scheduled checks ------------------------------------------------------------------
 
-    async def check_publication(self, network: str) -> None:
-        """Scheduled: agreed epochs still unpublished past the threshold are late (epochs
-        before the contract's genesis are never published, so never late)."""
+    async def chain_unavailable(self, error: BaseException) -> None:
+        """The EVM chain cannot be used (unreachable, wrong chain id, no contract): nothing
+        can be published until it can; the Bitcoin side carries on."""
+        self.metrics.count_publish_failure()
+        await self.alerter.alert(
+            PUBLISH_FAILED,
+            f"cannot publish: the EVM chain is not usable ({error}); observation and "
+            "agreement carry on, publication resumes when the chain answers",
+            key=CHAIN_KEY,
+            error_type=type(error).__name__,
+        )
+
+    async def chain_available(self) -> None:
+        await self.alerter.resolve(PUBLISH_FAILED, "the EVM chain answers", key=CHAIN_KEY)
+
+    async def check_publication(self, network: str, *, agreed: bool = True) -> None:
+        """Scheduled: epochs without agreement and (with ``agreed``: a publishing node)
+        agreed epochs still unpublished past the threshold are late (epochs before the
+        contract's genesis are never published, so never late)."""
+        now = _now()
         late = 0
+        for epoch, entry in sorted(self.unagreed.items()):
+            if await self.watchdog.unagreed(
+                epoch=epoch, since=entry.since, detail=entry.detail, now=now
+            ):
+                late += 1
+        if not agreed:
+            self.metrics.set_publication_late_epochs(late)
+            return
         genesis = await self._genesis()
         for epoch in await self.repository.epochs_with_status(network, RetargetStatus.AGREED):
             if genesis is not None and epoch < genesis:
@@ -220,3 +318,9 @@ class MonitorHub:
 
 def _now() -> float:
     return time.time()
+
+
+def _describe(outcome: Disputed | Insufficient) -> str:
+    if isinstance(outcome, Disputed):
+        return f"disputed: sources disagree on {', '.join(outcome.fields_in_dispute) or '?'}"
+    return f"no quorum: {'; '.join(outcome.reasons) or '?'}"

@@ -91,6 +91,29 @@ class Watchdog:
         )
         return True
 
+    async def unagreed(self, *, epoch: int, since: float, detail: str, now: float) -> bool:
+        """Alert (``publication_late``) when epoch ``epoch`` still has no agreed retarget
+        ``publication_late_s`` after ``since`` (its retarget block); ``detail`` says why
+        (disputed, no quorum). Returns whether it is late."""
+        late_s = now - since
+        if late_s <= self._config.publication_late_s:
+            return False
+        await self._alerter.alert(
+            PUBLICATION_LATE,
+            f"epoch {epoch} has no agreed retarget {late_s:.0f} s after its retarget block "
+            f"({detail}); nothing can be published for it",
+            key=f"epoch:{epoch}",
+            epoch=epoch,
+            late_s=round(late_s),
+            threshold_s=self._config.publication_late_s,
+            reason=detail,
+        )
+        return True
+
+    async def agreed(self, epoch: int) -> None:
+        """Epoch ``epoch`` is agreed at last (a node that does not publish: the end of it)."""
+        await self._alerter.resolve(PUBLICATION_LATE, f"epoch {epoch} agreed", key=f"epoch:{epoch}")
+
     async def published(
         self, *, epoch: int, retarget_time: int, confirmed_at: float, gas_used: int
     ) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from eth_utils.address import to_checksum_address
 from web3.exceptions import ContractLogicError, Web3RPCError
 
-from oracle.errors import PublishError
+from oracle.errors import ChainUnavailable, PublishError
 from oracle.publish.contract import OracleContract, revert_from_exception
 from oracle.publish.evmnode import TRANSIENT_ERRORS
 
@@ -75,5 +75,5 @@ async def read_signer_set(oracle: OracleContract) -> SignerSet:
         reverted = revert_from_exception(exc)
         raise (reverted or PublishError(f"signer set read failed: {exc}")) from exc
     except TRANSIENT_ERRORS as exc:
-        raise PublishError(f"EVM node unreachable: {type(exc).__name__}") from exc
+        raise ChainUnavailable(f"EVM node unreachable: {type(exc).__name__}") from exc
     return SignerSet.of((str(s) for s in signers), int(threshold), int(version))

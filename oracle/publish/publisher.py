@@ -12,6 +12,15 @@ collected from other operators), and hands it to the ``TxManager``, which owns
 nonces, fees, fee bumps, confirmations and crash recovery. ``reconcile`` runs
 on start.
 
+The daemon builds it without touching the chain (``check_chain=False``) and
+calls ``check_chain`` from its publication task (``oracle.publish.driver``), so
+an EVM node that is down at start holds publication only. "Already on chain"
+names the transaction from the contract's events, read from the block the
+contract was deployed in (found once by a binary search on ``eth_getCode``) in
+chunks of ``LOG_CHUNK_BLOCKS``, newest first, as range-limited providers
+require; a lookup that fails is logged and the publication recorded without
+its transaction hash.
+
 ``build_publisher(config, repository)`` wires it from ``PublisherConfig``:
 keystores decrypted with the password from ``ORACLE_PUBLISHER__KEYSTORE_PASSWORD``
 or ``keystore_password_file``; the key material stays inside ``KeystoreAccount``.
@@ -28,7 +37,13 @@ from web3 import AsyncWeb3
 
 from oracle.bitcoin.header import parse_header
 from oracle.config import Config, read_secret
-from oracle.errors import ConfigError, InputError, ProofUnavailable, PublishError
+from oracle.errors import (
+    ChainUnavailable,
+    ConfigError,
+    InputError,
+    ProofUnavailable,
+    PublishError,
+)
 from oracle.publish.anchor import build_proof
 from oracle.publish.authorised import AuthorisedKeys
 from oracle.publish.contract import OnChainRetarget, OracleContract, connect
@@ -48,6 +63,13 @@ from oracle.publish.txmanager import Outcome, TxManager
 
 log = structlog.get_logger(__name__)
 
+#: Blocks per ``eth_getLogs`` request (public providers refuse wider ranges).
+LOG_CHUNK_BLOCKS = 10_000
+#: At most this many chunks are read for one lookup (10 million blocks back).
+MAX_LOG_CHUNKS = 1_000
+#: What a failed "already on chain" lookup may raise (logged; the hash stays unknown).
+_LOOKUP_ERRORS: tuple[type[BaseException], ...] = (PublishError, *RPC_ERRORS)
+
 #: Optional source of other operators' signatures for a report (peer exchange).
 SignatureSource = Callable[[Report], Awaitable[Sequence[ReportSignature]]]
 
@@ -64,6 +86,8 @@ class Publisher:
         signers: Sequence[KeystoreAccount],
         chain_id: int,
         collect_signatures: SignatureSource | None = None,
+        deployment_block: int | None = None,
+        log_chunk_blocks: int = LOG_CHUNK_BLOCKS,
     ) -> None:
         self.w3 = w3
         self.oracle = oracle
@@ -73,6 +97,9 @@ class Publisher:
         self.contract_address = oracle.address
         self._collect = collect_signatures
         self.authorised = AuthorisedKeys(oracle, self.signers)  # issue 12 item 7
+        #: the block the contract was deployed in (found once, see ``deployment_block``)
+        self._deployed_at = deployment_block
+        self.log_chunk_blocks = log_chunk_blocks
 
     # -------------------------------------------------------------- lifecycle
 
@@ -81,9 +108,26 @@ class Publisher:
         try:
             chain_id = await self.w3.eth.chain_id
         except RPC_ERRORS as exc:
-            raise PublishError(f"EVM node unreachable: {type(exc).__name__}") from exc
+            raise ChainUnavailable(f"EVM node unreachable: {type(exc).__name__}") from exc
         if chain_id != self.chain_id:
             raise PublishError(f"EVM node is on chain {chain_id}, configured {self.chain_id}")
+
+    async def check_chain(self) -> None:
+        """Raise PublishError unless the node answers with the configured chain id and holds
+        the contract's code."""
+        await self.ping()
+        try:
+            code = await self.w3.eth.get_code(self.oracle.address)
+        except RPC_ERRORS as exc:
+            raise ChainUnavailable(f"EVM node unreachable: {type(exc).__name__}") from exc
+        if not code:
+            raise PublishError(f"no contract at {self.oracle.address} on chain {self.chain_id}")
+
+    async def live_submissions(self) -> int:
+        """How many submissions a previous run left in flight (``reconcile`` settles them)."""
+        manager = self.manager
+        rows = await manager.store.live_submissions(manager.chain_id, self.oracle.address.lower())
+        return len(rows)
 
     async def reconcile(self) -> list[Outcome]:
         """Settle submissions left live by a previous run (contract state first)."""
@@ -210,27 +254,90 @@ class Publisher:
         if outcome.tx_hash is not None or outcome.status == "before_genesis":
             return outcome
         block = parse_header(bytes(raw_header)).block_hash_hex
-        return dataclasses.replace(outcome, tx_hash=await self.accepted_tx_hash(epoch, block))
+        try:
+            tx_hash = await self.accepted_tx_hash(epoch, block)
+        except _LOOKUP_ERRORS as exc:  # a detail of the record, not a failure
+            log.warning(
+                "accepted_tx_lookup_failed",
+                epoch=epoch,
+                block=block,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            tx_hash = None
+        return dataclasses.replace(outcome, tx_hash=tx_hash)
+
+    async def deployment_block(self) -> int:
+        """The block the contract was deployed in: found once by a binary search on
+        ``eth_getCode`` (about 25 calls on a chain of 20 million blocks), then kept."""
+        if self._deployed_at is None:
+            address = self.oracle.address
+            try:
+                earliest = await self.w3.eth.get_block("earliest")
+                low, high = int(earliest["number"]), int(await self.w3.eth.block_number)
+                if not await self.w3.eth.get_code(address, block_identifier=high):
+                    raise PublishError(f"no contract at {address} on chain {self.chain_id}")
+                while low < high:
+                    middle = (low + high) // 2
+                    if await self.w3.eth.get_code(address, block_identifier=middle):
+                        high = middle
+                    else:
+                        low = middle + 1
+            except RPC_ERRORS as exc:  # e.g. a node without the historic state
+                raise PublishError(
+                    f"cannot find the contract's deployment block: {type(exc).__name__}"
+                ) from exc
+            self._deployed_at = low
+            log.info("contract_deployment_block", block=low)
+        return self._deployed_at
 
     async def accepted_tx_hash(self, epoch: int, block_hash_hex: str | None = None) -> str | None:
         """The transaction whose ``ReportAccepted`` (or, for a replacement, ``EpochReplaced``)
-        event stored ``block_hash_hex`` (any block, without it) as ``epoch``; the latest."""
+        event stored ``block_hash_hex`` (any block, without it) as ``epoch``; the latest.
+
+        Read from the head back to the deployment block in ranges of ``log_chunk_blocks``
+        (at most ``MAX_LOG_CHUNKS`` of them), stopping at the first range with a match."""
+        start = await self.deployment_block()
+        try:
+            to_block = int(await self.w3.eth.block_number)
+        except RPC_ERRORS as exc:
+            raise ChainUnavailable(f"EVM node unreachable: {type(exc).__name__}") from exc
+        for _ in range(MAX_LOG_CHUNKS):
+            if to_block < start:
+                return None
+            from_block = max(start, to_block - self.log_chunk_blocks + 1)
+            found = await self._accepted_in(epoch, block_hash_hex, from_block, to_block)
+            if found:
+                tx_hash = max(found, key=lambda item: (item[0], item[1]))[2]
+                return tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()
+            to_block = from_block - 1
+        log.warning("accepted_tx_not_found", epoch=epoch, searched_to_block=to_block)
+        return None
+
+    async def _accepted_in(
+        self, epoch: int, block_hash_hex: str | None, from_block: int, to_block: int
+    ) -> list[tuple[int, int, Any]]:
+        """(block, log index, tx hash) of the matching events in ``[from_block, to_block]``."""
         found: list[tuple[int, int, Any]] = []
         events = self.oracle.contract.events
         for event, field in (
             (events.ReportAccepted(), "blockHash"),
             (events.EpochReplaced(), "newHash"),
         ):
-            for entry in await event.get_logs(from_block=0, argument_filters={"epoch": epoch}):
+            try:
+                entries = await event.get_logs(
+                    from_block=from_block, to_block=to_block, argument_filters={"epoch": epoch}
+                )
+            except RPC_ERRORS as exc:
+                raise PublishError(
+                    f"eth_getLogs {from_block}..{to_block} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            for entry in entries:
                 stored = bytes(entry["args"][field]).hex()
                 if block_hash_hex is None or stored == block_hash_hex:
                     found.append(
                         (entry["blockNumber"], entry["logIndex"], entry["transactionHash"])
                     )
-        if not found:
-            return None
-        tx_hash = max(found, key=lambda item: (item[0], item[1]))[2]
-        return tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()
+        return found
 
     async def read_back(self, epoch: int) -> OnChainRetarget | None:
         """What the contract holds for ``epoch`` (None if nothing)."""
@@ -269,9 +376,12 @@ async def build_publisher(
     *,
     collect_signatures: SignatureSource | None = None,
     poll_interval_s: float = 1.0,
+    check_chain: bool = True,
     **manager_options: Any,
 ) -> Publisher:
-    """Wire a Publisher from configuration; checks the node's chain id and the contract."""
+    """Wire a Publisher from configuration; with ``check_chain`` (the default) the node's
+    chain id and the contract are checked now, else the caller checks them later
+    (``Publisher.check_chain``: the daemon, which must start while the chain is down)."""
     section = config.publisher
     if not section.contract_address:
         raise ConfigError("publisher.contract_address is required to publish")
@@ -295,10 +405,10 @@ async def build_publisher(
         chain_id=section.chain_id,
         collect_signatures=collect_signatures,
     )
+    if not check_chain:
+        return publisher
     try:
-        await publisher.ping()
-        if not await w3.eth.get_code(oracle.address):
-            raise PublishError(f"no contract at {oracle.address} on chain {section.chain_id}")
+        await publisher.check_chain()
     except BaseException:
         await publisher.close()
         raise

@@ -227,11 +227,11 @@ class BitcoindSource:
         socket = self._zmq_ctx.socket(zmq.SUB)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.RCVHWM, 0)
-        socket.setsockopt(zmq.SUBSCRIBE, b"hashblock")
-        socket.connect(self.zmq_hashblock)
         expected_seq: int | None = None
         last_message = time.monotonic()
         try:
+            socket.setsockopt(zmq.SUBSCRIBE, b"hashblock")
+            socket.connect(self.zmq_hashblock)  # a bad endpoint raises: the socket is closed
             # the subscription takes effect asynchronously: read the tip once now
             tip = await self._poll_tip()
             if tip is not None:
