@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from tqdm import tqdm
 
+from oracle.agreement.reorg import quorum_tip
 from oracle.agreement.watcher import RetargetWatcher
 from oracle.bitcoin.difficulty import EPOCH_BLOCKS
 from oracle.config import Config
@@ -145,8 +146,9 @@ async def run_replay(
 ) -> ReplaySummary:
     """``bme-oracle replay``: build the components, replay ``epochs``, close everything.
 
-    ``epochs`` is cut at the highest tip a source reports before anything is built per
-    epoch (``--to-epoch 10000000`` costs nothing); no tip at all is an error.
+    ``epochs`` is cut at the sources' effective tip (the quorum-th highest) before anything
+    is built per epoch (``--to-epoch 10000000`` costs nothing); fewer tips than the quorum
+    is an error.
     """
     if checkpoints and config.network.name != "mainnet":
         raise InputError(
@@ -169,19 +171,27 @@ async def run_replay(
                 tips.append((await source.tip()).height)
             except SourceError as exc:
                 failures.append(exc)
-        if not tips:
+        # the quorum-th highest tip, never one source's alone: an inflated tip neither
+        # widens the range nor confirms anything
+        tip = quorum_tip(tips, parts.watcher.quorum)
+        if tip is None:
             unreachable = all(isinstance(exc, SourceUnavailable) for exc in failures)
-            raise (SourceUnavailable if unreachable else SourceError)(
-                "no source answered its tip, so nothing can be replayed: "
-                + "; ".join(str(exc) for exc in failures)
+            who = (
+                "no source answered its tip"
+                if not tips
+                else f"only {len(tips)} source(s) answered a tip, the quorum is "
+                f"{parts.watcher.quorum}"
             )
-        last = max(tips) // EPOCH_BLOCKS
+            raise (SourceUnavailable if unreachable else SourceError)(
+                f"{who}, so nothing can be replayed: " + "; ".join(str(exc) for exc in failures)
+            )
+        last = tip // EPOCH_BLOCKS
         summary = await replay(
             pipeline=parts.pipeline,
             watcher=parts.watcher,
             epochs=range(epochs.start, min(epochs.stop, last + 1)),
             publish=publish,
-            tip_height=max(tips),
+            tip_height=tip,
             progress=progress,
         )
         summary.beyond_tip = range(max(epochs.start, last + 1), epochs.stop)

@@ -7,12 +7,15 @@ Two questions, both answered without I/O:
 * is the block stored for a retarget height still the block a source has at
   that height on its best chain? -> ``RetargetOrphaned`` when not.
 
+and which tip counts: ``quorum_tip``, the ``quorum``-th highest the sources report.
+
 The watcher asks sources and feeds their answers here; the store keeps the old
 row marked orphaned and the new observation replaces it (before publication).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,3 +89,12 @@ def check_stored_retarget(
 def orphaned_by_quorum(events: list[RetargetOrphaned], *, quorum: int) -> bool:
     """True when at least ``quorum`` distinct sources say the stored block is gone."""
     return len({e.source for e in events}) >= quorum
+
+
+def quorum_tip(heights: Sequence[int], quorum: int) -> int | None:
+    """The ``quorum``-th highest of the sources' tip heights (None with fewer tips):
+    the highest height that ``quorum`` sources all claim to have reached."""
+    if quorum < 1:
+        raise ValueError(f"quorum should be >= 1, got {quorum}")
+    ranked = sorted(heights, reverse=True)
+    return ranked[quorum - 1] if len(ranked) >= quorum else None

@@ -8,7 +8,9 @@ Pure (no I/O). For one source's answer about epoch ``e`` it checks that
 * the retarget block's bits equal Bitcoin Core's retarget rule applied to the
   headers at ``2016e - 2016`` and ``2016e - 1`` that the oracle fetched itself,
   or, when those are not available, lie within [1/4, 4] of the previous
-  epoch's target (Core's ``PermittedDifficultyTransition``).
+  epoch's target (Core's ``PermittedDifficultyTransition``);
+* continuity: the header at ``2016e - 2016`` is the retarget the oracle already
+  holds for epoch ``e - 1`` (``oracle.agreement.continuity``), when it holds one.
 
 A failed check never raises: it becomes a ``VerificationResult`` with
 ``ok=False`` and the reasons, so the cross-check can record the source's
@@ -17,10 +19,12 @@ claim and keep it out of the quorum.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from oracle.agreement.continuity import CONTINUITY_NONE, Anchor, continuity_problems
 from oracle.bitcoin.difficulty import (
     EPOCH_BLOCKS,
     Network,
@@ -48,6 +52,19 @@ class VerificationResult:
     method: str
     expected_bits: int | None
     problems: tuple[str, ...]
+    #: what the 2016e-2016 header was checked against (``continuity.CONTINUITY_*``)
+    continuity: str = CONTINUITY_NONE
+
+    def with_problems(
+        self, problems: Sequence[str], *, continuity: str | None = None
+    ) -> VerificationResult:
+        """This verdict with more problems (no longer ``ok`` if there are any)."""
+        return dataclasses.replace(
+            self,
+            ok=self.ok and not problems,
+            problems=(*self.problems, *problems),
+            continuity=self.continuity if continuity is None else continuity,
+        )
 
 
 def retarget_heights(epoch: int) -> tuple[int, ...]:
@@ -103,6 +120,7 @@ def verify_retarget(
     first: Header | None = None,
     last: Header | None = None,
     previous_bits: int | None = None,
+    anchor: Anchor | None = None,
     source: str = "",
 ) -> VerificationResult:
     """Verify the retarget header of ``epoch`` as one source served it.
@@ -114,13 +132,21 @@ def verify_retarget(
         the same source), or None when they could not be fetched.
     previous_bits: the previous epoch's bits from elsewhere (e.g. the stored,
         agreed previous retarget); used only when the rule cannot be applied.
+    anchor: what the oracle holds for the retarget of epoch e-1; ``first`` must be
+        that block (continuity). Not checked when ``first`` is None.
 
     Returns
     -------
     A ``VerificationResult``; ``ok`` only if every applicable check passed and
     the bits were checked by the rule or, failing that, the [1/4, 4] bound.
     """
+    if anchor is not None and anchor.epoch != epoch - 1:
+        raise ValueError(f"epoch {epoch} is anchored by epoch {epoch - 1}, not {anchor.epoch}")
     problems: list[str] = []
+    continuity = CONTINUITY_NONE
+    if anchor is not None and first is not None:
+        problems += continuity_problems(anchor, first)
+        continuity = anchor.origin
     problems += _pow_problems(network, f"block {epoch * EPOCH_BLOCKS}", retarget)
     problems += _pow_problems(network, f"block {epoch * EPOCH_BLOCKS - EPOCH_BLOCKS}", first)
     problems += _pow_problems(network, f"block {epoch * EPOCH_BLOCKS - 1}", last)
@@ -155,6 +181,7 @@ def verify_retarget(
         method=method,
         expected_bits=expected,
         problems=tuple(problems),
+        continuity=continuity,
     )
 
 

@@ -30,7 +30,7 @@ import csv
 import io
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -67,6 +67,8 @@ class Checkpoints:
     headers: Mapping[int, Header]
     #: epoch -> bits, for every epoch from 0 to the last one in the bits file
     bits: Mapping[int, int]
+    #: epoch -> hash of block 2016e-1 (the bits file's ``prev_epoch_last_block_hash``)
+    last_hashes: Mapping[int, str] = field(default_factory=dict)
 
     def retargets(self) -> list[tuple[int, int, int | None]]:
         """(height, bits, header time or None) of every epoch, by epoch."""
@@ -144,13 +146,15 @@ def load_checkpoints(directory: Traversable | Path) -> Checkpoints:
     if 0 not in headers:
         raise InvalidHeader(f"bundled checkpoints: {BOUNDARY_FILE} has no genesis header")
     bits = {0: headers[0].bits}
+    last_hashes: dict[int, str] = {}
     for place, row in _rows(directory, BITS_FILE):
         epoch = _int(place, row, "epoch")
         bits[epoch] = _epoch_bits(place, row, epoch, headers, bits)
+        last_hashes[epoch] = row["prev_epoch_last_block_hash"]
     for height in headers:
         if height % EPOCH_BLOCKS == 0 and height // EPOCH_BLOCKS not in bits:
             raise places[height].error(f"epoch {height // EPOCH_BLOCKS} is not in {BITS_FILE}")
-    return Checkpoints(headers=headers, bits=bits)
+    return Checkpoints(headers=headers, bits=bits, last_hashes=last_hashes)
 
 
 def _epoch_bits(
@@ -188,6 +192,10 @@ def _epoch_bits(
             f"epoch {epoch}: bits {bits:08x} are outside [1/4, 4] of epoch {epoch - 1}"
         )
     last_hash = row.get("prev_epoch_last_block_hash") or ""
+    if len(last_hash) != 64 or any(c not in "0123456789abcdef" for c in last_hash):
+        raise place.error(
+            f"epoch {epoch}: prev_epoch_last_block_hash should be 64 lowercase hex digits"
+        )
     last = headers.get(height - 1)
     for label, expected in (
         (f"block {height - 1}", last.block_hash_hex if last else None),
@@ -219,6 +227,11 @@ def mainnet_checkpoints() -> dict[int, Header]:
 def checkpoint_bits(epoch: int) -> int | None:
     """The bundled bits of ``epoch`` (to the last epoch of the bits file), or None past it."""
     return bundled_checkpoints().bits.get(epoch)
+
+
+def checkpoint_last_hash(epoch: int) -> str | None:
+    """The bundled hash of block 2016·epoch − 1 (the parent of epoch's retarget), or None."""
+    return bundled_checkpoints().last_hashes.get(epoch)
 
 
 def last_checkpoint() -> tuple[int, Header]:

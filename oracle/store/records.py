@@ -22,7 +22,9 @@ from oracle.store.states import (
 
 @dataclass(frozen=True, slots=True)
 class ObservationInput:
-    """What one source said about one epoch: a block (``ok``) or a failure."""
+    """What one source said about one epoch: a block (``ok``) or a failure. A block that
+    failed the oracle's verification is a failure (``error_kind`` "unverified") that keeps
+    the block's fields: the audit trail says what the source claimed."""
 
     epoch: int
     source: str

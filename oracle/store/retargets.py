@@ -38,19 +38,23 @@ def _observation_values(network: str, item: ObservationInput, now: datetime) -> 
     epoch = validate.epoch(item.epoch)
     source = validate.name(item.source, "source", 64)
     at = validate.aware(item.observed_at, "observed_at") if item.observed_at else now
-    if item.ok:
+    claimed: list[object] = []
+    height = block_hash = bits = time = raw = None
+    if item.ok or item.block_hash_hex is not None:
+        # a block, verified or not: what the source said is kept (an unverified one too)
         height = validate.non_negative_int(item.height, "height", maximum=2**31 - 1)
         block_hash = validate.block_hash_hex(item.block_hash_hex)
         bits = validate.bits(item.bits)
         time = validate.header_time(item.time)
         raw = validate.raw_header(item.raw_header, required=False)
-        claim = ["ok", height, block_hash, bits, time, raw.hex() if raw else None]
+        claimed = [height, block_hash, bits, time, raw.hex() if raw else None]
+    if item.ok:
+        claim = ["ok", *claimed]
         error_kind = error_message = None
     else:
-        height = block_hash = bits = time = raw = None  # type: ignore[assignment]
         error_kind = validate.name(item.error_kind, "error_kind", 64)
         error_message = item.error_message
-        claim = ["error", error_kind]
+        claim = ["error", error_kind, *claimed]
     return {
         "network": network, "epoch": epoch, "source": source, "claim_key": canonical_hash(claim),
         "ok": item.ok, "height": height, "block_hash_hex": block_hash, "bits": bits, "time": time,

@@ -10,11 +10,16 @@ import asyncio
 import signal
 import subprocess
 import time
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from oracle.bitcoin.difficulty import EPOCH_BLOCKS
+from oracle.errors import HeightNotFound
 from oracle.service import Service
+from oracle.sources.bitcoind import BitcoindSource
+from oracle.sources.types import Observation, Tip
 from tests.e2e.helpers import (
     BIN,
     WebhookReceiver,
@@ -104,6 +109,70 @@ async def test_lying_source_holds_publication_then_recovers(
             await wait_for(lambda: _agreed(service, 1), 60, "epoch 1 agreed after the liar left")
             record = await service.repository.get_retarget("regtest", 1)
             assert record.block_hash_hex == a.rpc("getblockhash", 2016)
+
+
+class OneEpochBehind:
+    """A real node's headers served one epoch late: at height h, the header of h - 2016,
+    under the node's real tip. Proof of work, linkage and the retarget rule all pass."""
+
+    def __init__(self, inner: BitcoindSource, name: str) -> None:
+        self.inner = inner
+        self.name = name
+
+    def _tip(self, tip: Tip) -> Tip:
+        return Tip(self.name, tip.height, tip.block_hash_hex, tip.observed_at)
+
+    async def tip(self) -> Tip:
+        return self._tip(await self.inner.tip())
+
+    async def header_at(self, height: int) -> Observation:
+        if height < EPOCH_BLOCKS:
+            raise HeightNotFound("before the lag", source=self.name, request=f"height {height}")
+        seen = await self.inner.header_at(height - EPOCH_BLOCKS)
+        return Observation(self.name, height, seen.block_hash_hex, seen.header, seen.observed_at)
+
+    async def headers_at(self, heights: Sequence[int]) -> list[Observation]:
+        return [await self.header_at(height) for height in heights]
+
+    async def new_blocks(self) -> AsyncIterator[Tip]:
+        async for tip in self.inner.new_blocks():
+            yield self._tip(tip)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_a_source_one_epoch_behind_neither_stalls_nor_fools_the_daemon(
+    bitcoind_factory: NodeFactory, pg_url: str
+) -> None:
+    """Two honest peered nodes and a third source serving one of them an epoch late:
+    every retarget is agreed on the real block, nothing is disputed, and the lagging
+    claims are stored unverified with the block they named (issue 12, continuity)."""
+    a, b = peered_nodes(bitcoind_factory)
+    lagging = OneEpochBehind(node_source(b, "behind-inner", zmq=False), "behind")
+    config = daemon_config(pg_url, a, quorum=2, confirmations=0)
+    service = Service(config, extra_sources=[node_source(b, "bitcoind-b"), lagging])
+    async with running(service):
+        a.mine(3 * EPOCH_BLOCKS + 2)
+        for epoch in (1, 2, 3):
+            await wait_for(lambda e=epoch: _agreed(service, e), 90, f"epoch {epoch} agreed")
+        repo = service.repository
+        assert await repo.list_disagreements("regtest", limit=10) == []
+        for epoch in (1, 2, 3):
+            record = await repo.get_retarget("regtest", epoch)
+            assert record is not None
+            assert record.block_hash_hex == a.rpc("getblockhash", epoch * EPOCH_BLOCKS)
+            assert set(record.sources) == {"bitcoind", "bitcoind-b"}
+            older = str(a.rpc("getblockhash", (epoch - 1) * EPOCH_BLOCKS))
+            claims = await repo.observations("regtest", epoch)
+            [claim] = [o for o in claims if o.source == "behind" and o.block_hash_hex]
+            assert (claim.ok, claim.error_kind, claim.block_hash_hex) == (
+                False,
+                "unverified",
+                older,
+            )
+            assert claim.raw_header == bytes.fromhex(a.rpc("getblockheader", older, False))
+            assert claim.error_message is not None and "continuity" in claim.error_message
 
 
 async def test_bitcoind_restart_and_zmq_silence(bitcoind_factory: NodeFactory, pg_url: str) -> None:

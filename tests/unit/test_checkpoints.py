@@ -172,6 +172,13 @@ def test_a_previous_block_hash_that_contradicts_the_headers(copy: Path) -> None:
         load_checkpoints(copy)
 
 
+def test_a_bits_only_previous_block_hash_must_be_a_hash(copy: Path) -> None:
+    """Epochs 437..473 have no header to compare with; the hash anchors continuity."""
+    edit(copy, BITS, 461, "prev_epoch_last_block_hash", "XYZ")  # epoch 460
+    with pytest.raises(InvalidHeader, match=f"{BITS}: line 461: epoch 460: prev_epoch_last"):
+        load_checkpoints(copy)
+
+
 def test_bits_only_epochs_are_held_to_the_retarget_bound(copy: Path) -> None:
     # epoch 460 has no header anywhere; a 5x easier target cannot follow epoch 459
     edit(copy, BITS, 461, "bits", "170b0000")
