@@ -174,11 +174,12 @@ class Service:
                 self._settled_height = parts.watcher.best_height
             if self.driver is not None:
                 self.driver.request()  # publication runs in its own task, outside the lock
-            if parts.api is not None and tips:
+            effective = parts.watcher.effective_tip()
+            if parts.api is not None and tips and effective is not None:
                 # After the pass: its reads of the sources go first (public APIs are
-                # rate limited), the status reading next.
-                best = max(tips, key=lambda tip: tip.height)
-                parts.api.note_tip(best.height, best.block_hash_hex)
+                # rate limited), the status reading next. The effective (quorum-th
+                # highest) tip, never one source's claim alone.
+                parts.api.note_tip(effective.height, effective.block_hash_hex)
             if self.stop_event.is_set():
                 return
 

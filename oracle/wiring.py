@@ -119,6 +119,7 @@ async def build_components(
             network,
             quorum=config.crosscheck.quorum if quorum is None else quorum,
             start_epoch=(history[-1].epoch + 1) if history else None,
+            use_checkpoints=config.crosscheck.use_checkpoints,
         )
         seed_watcher(watcher, history)
         if publish:

@@ -170,11 +170,15 @@ async def test_replay_that_observes_nothing_exits_69(
 
 async def test_replay_to_a_huge_epoch_is_cut_at_the_tip_in_little_memory(tmp_path: Path) -> None:
     db = await migrated(tmp_path)
+    # VmHWM (peak RSS of this process image), not ru_maxrss: Linux carries ru_maxrss over
+    # fork+exec, so a child of a big pytest process would report the parent's peak
     measure = (
-        "import resource, sys\n"
+        "import re, sys\n"
         "from oracle.cli import main\n"
         "status = main(sys.argv[1:])\n"
-        "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "with open('/proc/self/status') as f:\n"
+        "    hwm = re.search(r'VmHWM:\\s+(\\d+) kB', f.read()).group(1)\n"
+        "print('maxrss_kb', hwm, file=sys.stderr)\n"
         "sys.exit(status)\n"
     )
     started = time.monotonic()
