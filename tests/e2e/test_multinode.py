@@ -648,14 +648,26 @@ async def test_a_peer_signing_a_forged_report_is_detected_and_the_honest_report_
                 return "peer_conflict" in hooks.kinds()
 
             await wait_for(conflict_alert, 30, "peer_conflict alert")
-            status, body = await _get_json(
-                f"{honest_a.url}/v1/disagreements?kind=conflicting_attestation"
-            )
-            assert status == 200 and body["disagreements"], body
+            # The alert may come from either honest node (whichever polled the forger first);
+            # wait until one of them has stored the evidence, then read it there.
+            found: list[tuple[Any, dict[str, Any]]] = []
+
+            async def evidence_stored() -> bool:
+                for node in (honest_a, honest_b):
+                    status, body = await _get_json(
+                        f"{node.url}/v1/disagreements?kind=conflicting_attestation"
+                    )
+                    if status == 200 and body["disagreements"]:
+                        found.append((node, body))
+                        return True
+                return False
+
+            await wait_for(evidence_stored, 30, "conflicting_attestation stored")
+            witness, body = found[0]
             evidence = body["disagreements"][0]["evidence"]
             assert evidence["signer"].lower() == forging.signer.address.lower()
             signed = {item["report"]["signer"].lower(): item for item in evidence["reports"]}
-            assert set(signed) == {forging.signer.address.lower(), honest_a.signer.address.lower()}
+            assert set(signed) == {forging.signer.address.lower(), witness.signer.address.lower()}
             for item in evidence["reports"]:  # both signed reports, each verifiable
                 report = Report.from_dict(item["report"])
                 recovered = recover_signer(
@@ -665,7 +677,7 @@ async def test_a_peer_signing_a_forged_report_is_detected_and_the_honest_report_
                     contract_address=cluster.contract_address,
                 )
                 assert recovered.lower() == item["report"]["signer"].lower()
-            _status, metrics = await _text(f"{honest_a.url}/metrics")
+            _status, metrics = await _text(f"{witness.url}/metrics")
             assert "bme_oracle_peer_conflicts_total" in metrics
     on_chain = await cluster.oracle.retarget(1)
     assert on_chain is not None

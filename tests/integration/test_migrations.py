@@ -198,9 +198,12 @@ def test_cli_db_flag_wins_over_config_and_environment(
     assert "from-config.sqlite" in json.loads(capsys.readouterr().out)["url"]
 
 
-def test_cli_errors_are_one_line_and_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_errors_are_one_line_and_redacted(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = "postgresql+asyncpg://oracle:hunter2@127.0.0.1:1/oracle"
-    assert main(["db", "upgrade", "--db", url]) == 2
+    monkeypatch.setenv("ORACLE_DATABASE__WRITE_RETRY_S", "1")  # it waits like `run`, briefly
+    assert main(["db", "upgrade", "--db", url]) == 69  # EX_UNAVAILABLE: cannot be reached
     err = capsys.readouterr().err
     assert "unavailable" in err and "oracle:***@127.0.0.1:1" in err and "hunter2" not in err
     assert main(["db", "current", "--db", "mysql://x/y"]) == 2

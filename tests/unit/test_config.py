@@ -187,10 +187,20 @@ def test_database_password_file_problems(tmp_path: Path) -> None:
         config.load(None, {"ORACLE_DATABASE__PASSWORD_FILE": "/run/secrets/postgres_password"})
 
 
-async def test_database_password_stays_out_of_logs_and_errors(tmp_path: Path) -> None:
+async def test_database_password_stays_out_of_logs_and_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A database that cannot be reached: every log line and the error name the URL,
     never the password that came from the file."""
     import socket
+
+    import structlog as _structlog
+
+    from oracle.store import session as session_module
+
+    # An in-process ``oracle.cli.main`` earlier in the session configures structlog with
+    # cache_logger_on_first_use: the module's cached logger would bypass capture_logs.
+    monkeypatch.setattr(session_module, "log", _structlog.get_logger(session_module.__name__))
 
     import structlog
 
