@@ -36,6 +36,11 @@ _SECRET_KEYS = (
     "apikey",
     "authorization",
 )
+#: Loggers are cached on first use in production (cheaper calls). The test suite turns
+#: this off (tests/conftest.py): ``structlog.testing.capture_logs`` cannot see a module
+#: logger that an earlier in-process ``oracle.cli.main`` call configured and cached.
+CACHE_LOGGERS = True
+
 _configured = False
 
 #: A URL up to whitespace, a quote, a backslash (JSON escapes) or a control character.
@@ -138,7 +143,7 @@ def setup_logging(*, fmt: LogFormat = "console", level: LogLevel = "info") -> No
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

@@ -6,6 +6,12 @@ import pathlib
 
 import pytest
 
+import oracle.logs
+
+# In-process CLI runs (``oracle.cli.main``) configure structlog; with cached loggers, a
+# later test's ``structlog.testing.capture_logs`` would see nothing from those modules.
+oracle.logs.CACHE_LOGGERS = False
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 
