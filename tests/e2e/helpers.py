@@ -31,8 +31,12 @@ from oracle.config import (
     Secret,
 )
 from oracle.devstack.clock import follow_bitcoin_time
-from oracle.devstack.stack import DEV_THRESHOLD, DevKeys
-from oracle.publish.anchor import DEFAULT_CHALLENGE_WINDOW_S, Checkpoint
+from oracle.devstack.stack import DEV_THRESHOLD, DevKeys, deploy_dev_contract
+from oracle.publish.anchor import (
+    DEFAULT_CHALLENGE_WINDOW_S,
+    DEFAULT_GOVERNANCE_DELAY_S,
+    Checkpoint,
+)
 from oracle.service import Service
 from oracle.sources.bitcoind import BitcoindSource
 from oracle.sources.rpc import RpcCredentials
@@ -98,29 +102,14 @@ async def deploy_regtest_oracle(
 ) -> str:
     """Fund the dev sender and deploy a regtest-mode DifficultyOracle for the dev signers,
     anchored at ``node``'s genesis block (what ``bme-oracle dev`` deploys)."""
-    from oracle.devstack.nodes import json_rpc
-    from oracle.publish.contract import connect, deploy_oracle
-    from oracle.publish.signing import load_keystore, load_keystores
-
-    sender = load_keystore(keys.sender, keys.password)
-    signers = load_keystores(keys.signers, keys.password)
-    json_rpc(evm_url, "anvil_setBalance", [sender.address, hex(10**21)], version="2.0")
-    w3 = connect(evm_url)
-    try:
-        return await deploy_oracle(
-            w3,
-            sender,
-            owner=sender.address,
-            signers=sorted(s.address for s in signers),
-            threshold=threshold,
-            network="regtest",
-            genesis=regtest_genesis(node),
-            challenge_window_s=challenge_window_s,
-            max_fee_wei=100 * 10**9,
-            priority_fee_wei=10**9,
-        )
-    finally:
-        await w3.provider.disconnect()  # type: ignore[attr-defined]
+    return await deploy_dev_contract(
+        evm_url,
+        keys,
+        genesis=regtest_genesis(node),
+        threshold=threshold,
+        challenge_window_s=challenge_window_s,
+        governance_delay_s=DEFAULT_GOVERNANCE_DELAY_S,
+    )
 
 
 def follow_tip(node: BitcoindNode, evm_url: str) -> int:
@@ -341,7 +330,7 @@ class EvmGate:
                     super().handle()
 
             def log_message(self, *_args: object) -> None:
-                pass
+                """Quiet: a test's stderr shows the oracle's logs, not each request."""
 
         self.upstream = upstream
         self.held = threading.Event()

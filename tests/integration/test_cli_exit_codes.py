@@ -219,11 +219,10 @@ async def forwarder(port: int, target: tuple[str, int]) -> AsyncIterator[None]:
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except ConnectionError:
-            pass
+            with contextlib.suppress(ConnectionError):  # either side hung up: the pipe ends
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
         finally:
             writer.close()
 

@@ -53,14 +53,15 @@ class Feed:
                 raise OSError("socket closed")
             yield Tip(self.name, self.starts, "00" * 32, datetime.now(UTC))
 
+    # The supervisor only drives ``new_blocks``; reads would mean the test is wrong.
     async def tip(self) -> Tip:
-        raise NotImplementedError
+        raise AssertionError("the feed supervisor does not read tips")
 
     async def header_at(self, height: int) -> Observation:
-        raise NotImplementedError
+        raise AssertionError("the feed supervisor does not read headers")
 
     async def headers_at(self, heights: Sequence[int]) -> list[Observation]:
-        raise NotImplementedError
+        raise AssertionError("the feed supervisor does not read headers")
 
     async def close(self) -> None:
         return None
@@ -85,8 +86,7 @@ async def test_a_dead_feed_is_restarted_and_a_tip_resets_the_count() -> None:
 async def test_a_feed_dying_again_and_again_is_given_up() -> None:
     source = InstrumentedSource(Feed([["die"]]), _ignore, feed_backoff_s=0.001, feed_max_restarts=3)
     with pytest.raises(FeedFailed, match="died 4 times in a row: OSError: socket closed"):
-        async for _tip in source.new_blocks():
-            pass
+        _ = [tip async for tip in source.new_blocks()]
     assert source.state.feed_down == "OSError: socket closed"
     assert not source.state.verdict(now=0, stale_after_s=1).healthy
 
