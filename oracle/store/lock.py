@@ -223,9 +223,9 @@ class PostgresLock:
                 return True, ""
             holder = await self._holder(connection)
         except BaseException:
-            await connection.close(timeout=2)
+            await _close(connection)
             raise
-        await connection.close(timeout=2)
+        await _close(connection)
         return False, holder
 
     @staticmethod
@@ -277,7 +277,7 @@ class PostgresLock:
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(Exception):
-                await connection.close(timeout=2)
+                await _close(connection)
 
     async def release(self) -> None:
         self._released = True
@@ -286,7 +286,24 @@ class PostgresLock:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watch
             self._watch = None
-        if self._connection is not None and not self._connection.is_closed():
-            with contextlib.suppress(Exception):
-                await self._connection.fetchval("SELECT pg_advisory_unlock($1)", ADVISORY_KEY)
-        await self._close_connection()
+        try:
+            if self._connection is not None and not self._connection.is_closed():
+                with contextlib.suppress(Exception):
+                    await self._connection.fetchval("SELECT pg_advisory_unlock($1)", ADVISORY_KEY)
+        finally:
+            await self._close_connection()
+
+
+async def _close(connection: Any) -> None:
+    """Close an asyncpg connection, or abort it when a graceful close fails or is cancelled.
+
+    Why: a connection whose ``close`` timed out or was interrupted by a shutdown's
+    cancellation stays open until the garbage collector finds it (an "unclosed
+    connection" warning at some unrelated later moment, and a server session that
+    lingers holding the advisory lock until TCP notices). ``terminate`` is synchronous.
+    """
+    try:
+        await connection.close(timeout=2)
+    except BaseException:
+        connection.terminate()
+        raise
