@@ -18,8 +18,10 @@ Each command group lives in ``oracle/commands/<group>.py`` and exposes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -60,6 +62,7 @@ COMMAND_OWNERS = {
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE
 EXIT_SOFTWARE = 70  # sysexits.h EX_SOFTWARE
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a writer killed by SIGPIPE
 #: Errors that mean "could not reach it" (a wrong password is not one: fix the input).
 UNREACHABLE: tuple[type[OracleError], ...] = (
     StoreUnavailable,
@@ -118,6 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_status(exc)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``bme-oracle index | head``): not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush does not raise again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # a bug: logged with its traceback, and exit 70 says so
         log_internal_error(exc, argv[:1])
         print(

@@ -252,3 +252,23 @@ async def test_db_upgrade_waits_for_a_postgres_that_comes_up_late(postgres_url: 
     assert status == 0, stderr
     assert json.loads(stdout)["up_to_date"] is True
     assert "store_transient_error" in stderr and "store_recovered" in stderr
+
+
+def test_a_reader_that_goes_away_is_not_a_bug() -> None:
+    """``bme-oracle index | head -1``: the closed pipe ends the command quietly (141, as a
+    shell reports SIGPIPE), not as an internal error with a traceback."""
+    import fcntl
+    import subprocess
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # smaller than the command's output
+    with subprocess.Popen(
+        [str(BIN), "index"], stdout=write_end, stderr=subprocess.PIPE, env=clean_env()
+    ) as proc:
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as reader:
+            assert reader.readline()  # one line read, then the reader goes away
+        assert proc.stderr is not None
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 141, stderr
+    assert "internal error" not in stderr and "Traceback" not in stderr
