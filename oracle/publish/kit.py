@@ -41,13 +41,16 @@ GENERATED_GLOBS = (
 )
 #: Copied from the repository root into the package.
 COPIED = ("LICENSE", "CHANGELOG.md")
+#: The contracts integrators get an interface and an ABI file for: every artifact but the
+#: dev/test collateral TestWBTC (public mint; its ABI stays in the artifacts for ``dev``).
+INTERFACED = tuple(name for name in solc.CONTRACTS if name != "TestWBTC")
 
 
 def load_artifacts(artifacts_dir: Path = solc.ARTIFACTS_DIR) -> dict[str, dict[str, Any]]:
     """The committed artifacts of the interfaced contracts, by contract name."""
     return {
         name: json.loads((artifacts_dir / f"{name}.json").read_text(encoding="utf-8"))
-        for name in solc.CONTRACTS
+        for name in INTERFACED
     }
 
 

@@ -3,3 +3,5 @@
 
 exports.DifficultyOracleAbi = require("./abi/DifficultyOracle.json");
 exports.BmeAggregatorAbi = require("./abi/BmeAggregator.json");
+exports.BmeMarketAbi = require("./abi/BmeMarket.json");
+exports.BmePositionTokenAbi = require("./abi/BmePositionToken.json");

@@ -178,8 +178,8 @@ def test_tarball_holds_exactly_the_kit(tarball: Path) -> None:
     members = tarball_members(tarball)
     expected = {
         "package.json", "README.md", "LICENSE", "CHANGELOG.md", "index.js",
-        *(f"abi/{name}.json" for name in solc.CONTRACTS),
-        *(f"interfaces/I{name}.sol" for name in solc.CONTRACTS),
+        *(f"abi/{name}.json" for name in kit.INTERFACED),
+        *(f"interfaces/I{name}.sol" for name in kit.INTERFACED),
     }  # fmt: skip
     assert set(members) == expected
     for name in expected - {"README.md"}:
