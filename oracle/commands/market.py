@@ -25,9 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from oracle.commands.chain import address, chain_config, evm, fees, load_sender, when
+from oracle.commands.chain import address, chain_config, evm, fees, load_sender
 from oracle.commands.output import add_json_flag, emit
 from oracle.config import Config
 from oracle.errors import ConfigError, InputError
@@ -36,10 +38,11 @@ from oracle.market.present import (
     STATE_OPEN,
     TOKEN_DECIMALS,
     format_units,
+    iso,
     parse_amount,
     series_text,
 )
-from oracle.market.reads import Erc20, balances, balances_text, describe
+from oracle.market.reads import Erc20, balances, balances_text, describe, plan_settlement
 
 ALL = "all"
 
@@ -151,87 +154,65 @@ def _setup(args: argparse.Namespace) -> _Setup:
     return _Setup(config, market, collateral, series)
 
 
-def _run(coroutine: Any) -> Any:
-    return asyncio.run(coroutine)
-
-
 # ------------------------------------------------------------------------------ commands
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from oracle.market.chain import MarketContract
-
     setup = _setup(args)
     series = setup.series
-    collateral = setup.collateral or setup.config.market.collateral
-    if not collateral:
-        raise ConfigError("no collateral: --collateral or market.collateral")
-    collateral = address(collateral, "--collateral")
+    chosen = setup.collateral or setup.config.market.collateral or None
     sender = load_sender(setup.config)
 
     async def run() -> dict[str, Any]:
-        async with evm(setup.config) as w3:
-            market = MarketContract(w3, setup.market)
-            await _check_market(market)
-            if not await market.is_allowed_collateral(collateral):
-                raise InputError(
-                    f"--collateral {collateral} is not on the allowlist of the market "
-                    f"{market.address} (collateral tokens are fixed at its deployment)"
-                )
-            series_id = await market.series_id(
-                series.n_days, series.floor_fixed, series.cap_fixed, series.expiry_ts, collateral
+        from oracle.market.chain import series_id
+
+        async with _market(setup) as (w3, market):
+            collateral = await _creation_collateral(market, chosen)
+            identifier = series_id(
+                n_days=series.n_days,
+                floor=series.floor_fixed,
+                cap=series.cap_fixed,
+                expiry=series.expiry_ts,
+                collateral=collateral,
             )
-            existing = await market.series_info(series_id)
-            if existing is not None:
+            if await _exists(market, identifier):
                 raise InputError(
                     f"series {series.series_name} with collateral {collateral} exists already "
-                    f"(id 0x{series_id.hex()})"
+                    f"(id 0x{identifier.hex()})"
                 )
             now = await _chain_time(w3)
             if series.expiry_ts <= now:
                 raise InputError(
-                    f"series {series.series_name}: its expiry {when(series.expiry_ts)} is not "
-                    f"after the chain's time {when(now)}"
+                    f"series {series.series_name}: its expiry {iso(series.expiry_ts)} is not "
+                    f"after the chain's time {iso(now)}"
                 )
-            receipt = await market.create_series(
-                sender,
-                series.n_days,
-                series.floor_fixed,
-                series.cap_fixed,
-                series.expiry_ts,
-                collateral,
-                **fees(setup.config),
+            created = await market.create_series(
+                n_days=series.n_days,
+                floor=series.floor_fixed,
+                cap=series.cap_fixed,
+                expiry=series.expiry_ts,
+                collateral=collateral,
+                sender=sender,
             )
-            info = await market.series_info(series_id)
-            assert info is not None
-            return await _described(w3, market, info, tx_hash=_tx(receipt))
+            return await describe(w3, market, await market.series_info(created))
 
-    payload = _run(run())
-    emit(
-        args,
-        payload,
-        f"created {payload['name']} (id {payload['id']}) in tx {payload['tx_hash']}\n"
-        + series_text(payload),
-    )
+    payload = asyncio.run(run())
+    emit(args, payload, f"created {payload['name']}\n" + series_text(payload))
     return 0
 
 
 def cmd_mint(args: argparse.Namespace) -> int:
-    from oracle.market.chain import MarketContract
-
     setup = _setup(args)
     amount = parse_amount(args.amount, TOKEN_DECIMALS, "--amount")
     sender = load_sender(setup.config)
 
     async def run() -> dict[str, Any]:
-        async with evm(setup.config) as w3:
-            market = MarketContract(w3, setup.market)
+        async with _market(setup) as (w3, market):
             info = await _find(market, setup)
             _require_open(info, "mint")
             token = Erc20(w3, info.collateral)
             meta = await token.describe()
-            pair = await market.pair_collateral(info.id)
-            needed = -(-pair * amount // 10**TOKEN_DECIMALS)  # the contract rounds up
+            needed = await market.collateral_for(info.series_id, amount)
             held = await token.balance_of(sender.address)
             if held < needed:
                 raise InputError(
@@ -239,37 +220,35 @@ def cmd_mint(args: argparse.Namespace) -> int:
                     f"{format_units(needed, meta.decimals)} {meta.symbol} of collateral; "
                     f"{sender.address} holds {format_units(held, meta.decimals)}"
                 )
-            receipt = await market.mint(sender, info.id, amount, **fees(setup.config))
-            paid = held - await token.balance_of(sender.address)
-            payload = await _described(w3, market, info, tx_hash=_tx(receipt))
+            paid = await market.mint(info.series_id, amount, sender=sender)
+            payload = await describe(w3, market, await market.series_info(info.series_id))
             payload["minted"] = format_units(amount, TOKEN_DECIMALS)
-            payload["collateral_in"] = str(paid)
-            payload["collateral_in_units"] = format_units(paid, meta.decimals)
+            payload["collateral_in"] = {
+                "base": str(paid),
+                "units": format_units(paid, meta.decimals),
+            }
             payload["balances"] = await balances(w3, info, sender.address)
             return payload
 
-    payload = _run(run())
+    payload = asyncio.run(run())
     emit(
         args,
         payload,
-        f"minted {payload['minted']} {payload['long_token']['name']} + "
-        f"{payload['minted']} {payload['short_token']['name']} for "
-        f"{payload['collateral_in_units']} {payload['collateral']['symbol']} in tx "
-        f"{payload['tx_hash']}\n" + balances_text(payload["balances"]),
+        f"minted {payload['minted']} {payload['long_token']['name']} + {payload['minted']} "
+        f"{payload['short_token']['name']} for {payload['collateral_in']['units']} "
+        f"{payload['collateral']['symbol']}\n" + balances_text(payload["balances"]),
     )
     return 0
 
 
 def cmd_redeem(args: argparse.Namespace) -> int:
-    from oracle.market.chain import MarketContract
-
     setup = _setup(args)
-    amount = None if args.amount.strip() == ALL else parse_amount(args.amount, 18, "--amount")
+    every = args.amount.strip() == ALL
+    amount = None if every else parse_amount(args.amount, TOKEN_DECIMALS, "--amount")
     sender = load_sender(setup.config)
 
     async def run() -> dict[str, Any]:
-        async with evm(setup.config) as w3:
-            market = MarketContract(w3, setup.market)
+        async with _market(setup) as (w3, market):
             info = await _find(market, setup)
             _require_open(info, "redeem")
             longs, shorts = await _held(w3, info, sender.address)
@@ -278,74 +257,66 @@ def cmd_redeem(args: argparse.Namespace) -> int:
             if chosen == 0 or chosen > pairs:
                 raise InputError(
                     f"--amount {args.amount}: {sender.address} holds "
-                    f"{format_units(longs, 18)} long and {format_units(shorts, 18)} short "
-                    f"tokens, so at most {format_units(pairs, 18)} pairs can be redeemed"
+                    f"{format_units(longs, TOKEN_DECIMALS)} long and "
+                    f"{format_units(shorts, TOKEN_DECIMALS)} short tokens of {info.name}, so "
+                    f"at most {format_units(pairs, TOKEN_DECIMALS)} pairs can be redeemed"
                 )
-            token = Erc20(w3, info.collateral)
-            meta = await token.describe()
-            before = await token.balance_of(sender.address)
-            receipt = await market.redeem(sender, info.id, chosen, **fees(setup.config))
-            out = await token.balance_of(sender.address) - before
-            payload = await _described(w3, market, info, tx_hash=_tx(receipt))
+            meta = await Erc20(w3, info.collateral).describe()
+            out = await market.redeem(info.series_id, chosen, sender=sender)
+            payload = await describe(w3, market, await market.series_info(info.series_id))
             payload["redeemed"] = format_units(chosen, TOKEN_DECIMALS)
-            payload["collateral_out"] = str(out)
-            payload["collateral_out_units"] = format_units(out, meta.decimals)
+            payload["collateral_out"] = {
+                "base": str(out),
+                "units": format_units(out, meta.decimals),
+            }
             payload["balances"] = await balances(w3, info, sender.address)
             return payload
 
-    payload = _run(run())
+    payload = asyncio.run(run())
     emit(
         args,
         payload,
         f"redeemed {payload['redeemed']} pairs of {payload['name']} for "
-        f"{payload['collateral_out_units']} {payload['collateral']['symbol']} in tx "
-        f"{payload['tx_hash']}\n" + balances_text(payload["balances"]),
+        f"{payload['collateral_out']['units']} {payload['collateral']['symbol']}\n"
+        + balances_text(payload["balances"]),
     )
     return 0
 
 
 def cmd_settle(args: argparse.Namespace) -> int:
-    from oracle.market.chain import MarketContract
-    from oracle.market.reads import plan_settlement
-
     setup = _setup(args)
     if args.epoch is not None and args.epoch < 0:
         raise InputError(f"--epoch must be an epoch number >= 0, got {args.epoch}")
     sender = load_sender(setup.config)
 
     async def run() -> dict[str, Any]:
-        async with evm(setup.config) as w3:
-            market = MarketContract(w3, setup.market)
+        async with _market(setup) as (w3, market):
             info = await _find(market, setup)
             _require_open(info, "settle")
             plan = await plan_settlement(
                 w3, await market.oracle(), info, now=await _chain_time(w3), epoch=args.epoch
             )
             if plan.epoch is None:
-                receipt = await market.settle(sender, info.id, **fees(setup.config))
+                _value, _epoch, kind = await market.settle(info.series_id, sender=sender)
             else:
-                receipt = await market.settle_early(
-                    sender, info.id, plan.epoch, **fees(setup.config)
+                _value, _epoch, kind = await market.settle_early(
+                    info.series_id, plan.epoch, sender=sender
                 )
-            settled = await market.series_info(info.id)
-            assert settled is not None
-            payload = await _described(w3, market, settled, tx_hash=_tx(receipt))
-            payload["settled_by"] = plan.kind
+            payload = await describe(w3, market, await market.series_info(info.series_id))
+            payload["settled_by"] = kind
             return payload
 
-    payload = _run(run())
+    payload = asyncio.run(run())
     how = {
-        "final": "at its expiry (bmeAtFinal)",
-        "early": "early, at a barrier (bmeFinal)",
+        "final": "at its expiry (the oracle's bmeAtFinal)",
+        "early": "early, at a barrier (the oracle's bmeFinal)",
         "fallback": "in fallback: no final index 30 days after expiry",
-    }[payload["settled_by"]]
-    emit(args, payload, f"settled {how} in tx {payload['tx_hash']}\n" + series_text(payload))
+    }.get(payload["settled_by"], payload["settled_by"])
+    emit(args, payload, f"settled {how}\n" + series_text(payload))
     return 0
 
 
 def cmd_claim(args: argparse.Namespace) -> int:
-    from oracle.market.chain import MarketContract
-
     setup = _setup(args)
     wanted = {
         side: None if text.strip() == ALL else parse_amount(text, TOKEN_DECIMALS, f"--{side}")
@@ -354,8 +325,7 @@ def cmd_claim(args: argparse.Namespace) -> int:
     sender = load_sender(setup.config)
 
     async def run() -> dict[str, Any]:
-        async with evm(setup.config) as w3:
-            market = MarketContract(w3, setup.market)
+        async with _market(setup) as (w3, market):
             info = await _find(market, setup)
             if info.state == STATE_OPEN:
                 raise InputError(
@@ -374,69 +344,64 @@ def cmd_claim(args: argparse.Namespace) -> int:
                 amounts[side] = chosen
             if not amounts["long"] and not amounts["short"]:
                 raise InputError(f"{sender.address} holds no tokens of {info.name} to claim")
-            token = Erc20(w3, info.collateral)
-            meta = await token.describe()
-            before = await token.balance_of(sender.address)
-            receipt = await market.claim(
-                sender, info.id, amounts["long"], amounts["short"], **fees(setup.config)
+            meta = await Erc20(w3, info.collateral).describe()
+            paid = await market.claim(
+                info.series_id, amounts["long"], amounts["short"], sender=sender
             )
-            paid = await token.balance_of(sender.address) - before
-            settled = await market.series_info(info.id)
-            assert settled is not None
-            payload = await _described(w3, market, settled, tx_hash=_tx(receipt))
-            payload["claimed_long"] = format_units(amounts["long"], TOKEN_DECIMALS)
-            payload["claimed_short"] = format_units(amounts["short"], TOKEN_DECIMALS)
-            payload["paid"] = str(paid)
-            payload["paid_units"] = format_units(paid, meta.decimals)
-            payload["balances"] = await balances(w3, settled, sender.address)
+            payload = await describe(w3, market, await market.series_info(info.series_id))
+            payload["claimed"] = {
+                side: format_units(amount, TOKEN_DECIMALS) for side, amount in amounts.items()
+            }
+            payload["paid"] = {"base": str(paid), "units": format_units(paid, meta.decimals)}
+            payload["balances"] = await balances(w3, info, sender.address)
             return payload
 
-    payload = _run(run())
+    payload = asyncio.run(run())
     emit(
         args,
         payload,
-        f"claimed {payload['claimed_long']} long + {payload['claimed_short']} short of "
-        f"{payload['name']}: paid {payload['paid_units']} {payload['collateral']['symbol']} in "
-        f"tx {payload['tx_hash']}\n" + balances_text(payload["balances"]),
+        f"claimed {payload['claimed']['long']} long + {payload['claimed']['short']} short of "
+        f"{payload['name']}: paid {payload['paid']['units']} {payload['collateral']['symbol']}\n"
+        + balances_text(payload["balances"]),
     )
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from oracle.market.chain import MarketContract
-
     setup = _setup(args)
     account = address(args.account, "--account") if args.account else None
 
     async def run() -> dict[str, Any]:
-        async with evm(setup.config) as w3:
-            market = MarketContract(w3, setup.market)
-            await _check_market(market)
+        async with _market(setup) as (w3, market):
             if setup.series is not None:
                 info = await _find(market, setup)
-                payload = await _described(w3, market, info)
+                payload = await describe(w3, market, info)
                 if account:
                     payload["balances"] = await balances(w3, info, account)
                 return payload
-            series = [await _described(w3, market, info) for info in await market.list_series()]
+            every = await market.list_series()
             return {
                 "market": market.address,
                 "oracle": await market.oracle(),
+                "collaterals": await market.collateral_allowlist(),
                 "chain_time": await _chain_time(w3),
-                "series": series,
+                "series": [await describe(w3, market, info) for info in every],
             }
 
-    payload = _run(run())
+    payload = asyncio.run(run())
     if setup.series is not None:
         text = series_text(payload)
         if "balances" in payload:
             text += "\n" + balances_text(payload["balances"])
-    elif payload["series"]:
-        text = f"market {payload['market']} (oracle {payload['oracle']})\n\n" + "\n\n".join(
-            series_text(s) for s in payload["series"]
-        )
     else:
-        text = f"market {payload['market']}: no series yet (`bme-oracle market create`)"
+        head = (
+            f"market {payload['market']} (oracle {payload['oracle']}), chain time "
+            f"{iso(payload['chain_time'])}"
+        )
+        body = [series_text(s) for s in payload["series"]] or [
+            "no series yet (`bme-oracle market create SERIES`)"
+        ]
+        text = "\n\n".join([head, *body])
     emit(args, payload, text)
     return 0
 
@@ -444,19 +409,57 @@ def cmd_status(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ helpers
 
 
+@asynccontextmanager
+async def _market(setup: _Setup) -> AsyncIterator[tuple[Any, Any]]:
+    """The EVM connection (checked to be ``publisher.chain_id``) and the market on it."""
+    from oracle.market.chain import MarketContract
+
+    async with evm(setup.config) as w3:
+        market = MarketContract(w3, setup.market, **fees(setup.config))
+        if not await w3.eth.get_code(market.address):
+            raise InputError(f"no contract at the market address {market.address}")
+        yield w3, market
+
+
 async def _chain_time(w3: Any) -> int:
     """The time the next transaction sees (``evm`` reads the pending block on dev chains)."""
     return int((await w3.eth.get_block(w3.eth.default_block))["timestamp"])
 
 
-async def _check_market(market: Any) -> None:
-    if not await market.w3.eth.get_code(market.address):
-        raise InputError(f"no contract at the market address {market.address}")
+async def _creation_collateral(market: Any, chosen: str | None) -> str:
+    """``--collateral`` (or ``market.collateral``), checked against the allowlist; without
+    either, the market's only collateral if it has one."""
+    allowed = await market.collateral_allowlist()
+    if chosen is None:
+        if len(allowed) != 1:
+            raise InputError(
+                f"the market accepts {len(allowed)} collateral tokens ({', '.join(allowed)}): "
+                "choose one with --collateral"
+            )
+        return str(allowed[0])
+    chosen = address(chosen, "--collateral")
+    if not await market.is_allowed_collateral(chosen):
+        raise InputError(
+            f"--collateral {chosen} is not on the allowlist of the market {market.address} "
+            f"(fixed at its deployment: {', '.join(allowed)})"
+        )
+    return chosen
+
+
+async def _exists(market: Any, identifier: bytes) -> bool:
+    from oracle.publish.contract import ContractReverted
+
+    try:
+        await market.series_info(identifier)
+    except ContractReverted as exc:
+        if exc.name == "UnknownSeries":
+            return False
+        raise
+    return True
 
 
 async def _find(market: Any, setup: _Setup) -> Any:
     """The series named by the user (among those of ``--collateral``, when given)."""
-    await _check_market(market)
     name = setup.series.series_name
     every = await market.list_series()
     found = [
@@ -493,17 +496,3 @@ async def _held(w3: Any, info: Any, account: str) -> tuple[int, int]:
         Erc20(w3, info.short_token).balance_of(account),
     )
     return longs, shorts
-
-
-async def _described(
-    w3: Any, market: Any, info: Any, *, tx_hash: str | None = None
-) -> dict[str, Any]:
-    payload = await describe(w3, market, info)
-    if tx_hash is not None:
-        payload["tx_hash"] = tx_hash
-    return payload
-
-
-def _tx(receipt: Any) -> str:
-    tx_hash = receipt["transactionHash"]
-    return tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()

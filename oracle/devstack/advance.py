@@ -118,7 +118,9 @@ class _Nodes:
         self.evm_url = config.publisher.rpc_url
 
     def bitcoin(self, method: str, *params: Any, timeout_s: float = 30.0) -> Any:
-        return json_rpc(self.bitcoind_url, method, list(params), auth=self.auth, timeout_s=timeout_s)
+        return json_rpc(
+            self.bitcoind_url, method, list(params), auth=self.auth, timeout_s=timeout_s
+        )
 
     def evm(self, method: str, *params: Any) -> Any:
         return json_rpc(self.evm_url, method, list(params), version="2.0")
@@ -173,7 +175,9 @@ async def advance(config: Config, when: str, *, wait_s: float = 120.0) -> Advanc
     await asyncio.to_thread(nodes.bitcoin, "setmocktime", target)
     await asyncio.to_thread(_mine, nodes, blocks, REGTEST_MINING_ADDRESS)
     header = await asyncio.to_thread(
-        nodes.bitcoin, "getblockheader", await asyncio.to_thread(nodes.bitcoin, "getblockhash", boundary)
+        nodes.bitcoin,
+        "getblockheader",
+        await asyncio.to_thread(nodes.bitcoin, "getblockhash", boundary),
     )
     epoch = boundary // EPOCH_BLOCKS
     w3 = connect(nodes.evm_url)

@@ -69,6 +69,7 @@ def config_toml(config: Config, path: Path) -> str:
 
 
 def write_config(config: Config, path: Path) -> Path:
-    """Write ``config`` to ``path`` (replacing it) and return the path."""
+    """Write ``config`` to ``path`` (replacing it) and return its absolute path."""
+    path = path.resolve()
     path.write_text(config_toml(config, path), encoding="utf-8")
     return path

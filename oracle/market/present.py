@@ -41,7 +41,7 @@ class SeriesLike(Protocol):
     """What ``series_json`` reads of a series (``oracle.market.chain.SeriesInfo``)."""
 
     @property
-    def id(self) -> bytes: ...
+    def series_id(self) -> bytes: ...
     @property
     def name(self) -> str: ...
     @property
@@ -97,9 +97,7 @@ def parse_amount(text: str, decimals: int, what: str) -> int:
         )
     whole, fraction = match.group(1), match.group(2) or ""
     if len(fraction) > decimals:
-        raise InputError(
-            f"{what}: {text!r} has {len(fraction)} decimals; the token has {decimals}"
-        )
+        raise InputError(f"{what}: {text!r} has {len(fraction)} decimals; the token has {decimals}")
     base = int(whole + fraction.ljust(decimals, "0"))
     if base == 0:
         raise InputError(f"{what}: must be more than 0, got {text!r}")
@@ -187,7 +185,7 @@ def series_json(
             "short_payout_per_token": _amount(short_pays, decimals),
         }
     return {
-        "id": "0x" + bytes(info.id).hex(),
+        "id": "0x" + bytes(info.series_id).hex(),
         "name": info.name,
         "n_days": info.n_days,
         "floor": strike_text(info.floor),

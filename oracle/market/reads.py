@@ -87,7 +87,7 @@ async def describe(w3: Any, market: Any, info: SeriesLike) -> dict[str, Any]:
     """``series_json`` of ``info``: with its collateral, pair collateral and supplies."""
     collateral, pair, long_supply, short_supply = await asyncio.gather(
         Erc20(w3, info.collateral).describe(),
-        market.pair_collateral(info.id),
+        market.pair_collateral(info.series_id),
         Erc20(w3, info.long_token).total_supply(),
         Erc20(w3, info.short_token).total_supply(),
     )
