@@ -40,6 +40,9 @@ from oracle.sources.boundedweb3 import BoundedAsyncHTTPProvider
 
 ORACLE = "DifficultyOracle"
 AGGREGATOR = "BmeAggregator"
+#: Every artifact whose custom errors ``decode_revert`` names: the oracle stack and the market
+#: stack (oracle.market.chain), whose reverts can carry the oracle's.
+ERROR_SOURCES = (ORACLE, AGGREGATOR, "BmeMarket", "BmePositionToken", "TestWBTC")
 #: Selector of Solidity's ``Error(string)`` and ``Panic(uint256)``.
 _ERROR_STRING = function_signature_to_4byte_selector("Error(string)")
 _PANIC = function_signature_to_4byte_selector("Panic(uint256)")
@@ -48,12 +51,30 @@ _PANIC = function_signature_to_4byte_selector("Panic(uint256)")
 class ContractReverted(TxRejected):
     """The contract refused a call or transaction with a decoded custom error."""
 
-    def __init__(self, name: str, args: dict[str, Any], *, data: bytes = b"") -> None:
+    def __init__(
+        self,
+        name: str,
+        args: dict[str, Any],
+        *,
+        data: bytes = b"",
+        inner: ContractReverted | None = None,
+    ) -> None:
         self.name = name
         self.args_by_name = args
         self.data = data
-        shown = ", ".join(f"{key}={_show(value)}" for key, value in args.items())
-        super().__init__(f"contract reverted: {name}({shown})")
+        #: A revert carried inside this one (an argument ``reason``: the market's
+        #: ``SettlementNotFinal`` holds the oracle's refusal), decoded.
+        self.inner = inner
+        super().__init__(f"contract reverted: {self.signature}")
+
+    @property
+    def signature(self) -> str:
+        """``Name(arg=value, ...)``, a carried revert shown decoded."""
+        shown = ", ".join(
+            f"{key}={self.inner.signature if key == 'reason' and self.inner else _show(value)}"
+            for key, value in self.args_by_name.items()
+        )
+        return f"{self.name}({shown})"
 
 
 def _show(value: Any) -> str:
@@ -75,9 +96,9 @@ def load_artifact(name: str) -> dict[str, Any]:
 
 @cache
 def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
-    """selector -> (name, arg names, arg types) for every custom error of both contracts."""
+    """selector -> (name, arg names, arg types) for every custom error of ``ERROR_SOURCES``."""
     table: dict[bytes, tuple[str, list[str], list[str]]] = {}
-    for name in (ORACLE, AGGREGATOR):
+    for name in ERROR_SOURCES:
         for item in load_artifact(name)["abi"]:
             if item["type"] != "error":
                 continue
@@ -100,7 +121,10 @@ def decode_revert(data: bytes | str | None) -> ContractReverted:
                 to_checksum_address(value) if kind == "address" else value
                 for kind, value in zip(types, abi_decode(types, body), strict=True)
             ]
-            return ContractReverted(name, dict(zip(names, values, strict=True)), data=data)
+            args = dict(zip(names, values, strict=True))
+            reason = args.get("reason")
+            inner = decode_revert(reason) if isinstance(reason, bytes) and reason else None
+            return ContractReverted(name, args, data=data, inner=inner)
         if selector == _ERROR_STRING:
             return ContractReverted(
                 "Error", {"message": abi_decode(["string"], body)[0]}, data=data
