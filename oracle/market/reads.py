@@ -166,14 +166,14 @@ async def plan_settlement(
                 f"window; without it the fallback opens at {iso(info.expiry + FALLBACK_DELAY_S)}"
             ) from None
         return SettlementPlan("final", None, value)
-    found = await _barrier(oracle, info)
+    found, pending = await _barrier(oracle, info)
     if found is not None:
         return found
     raise InputError(
         f"series {info.name} cannot settle yet: settlement opens at {iso(opens)} (expiry + 1 "
         f"day); before that it settles early only when a final BME{info.n_days} since its "
         f"creation is at or beyond Floor {strike_text(info.floor)} or Cap "
-        f"{strike_text(info.cap)}, and none is"
+        f"{strike_text(info.cap)}, and " + (pending or "none is")
     )
 
 
@@ -200,20 +200,35 @@ async def _early_at(oracle: OracleContract, info: SeriesLike, epoch: int) -> Set
     return SettlementPlan("early", epoch, value)
 
 
-async def _barrier(oracle: OracleContract, info: SeriesLike) -> SettlementPlan | None:
-    """The latest final epoch since creation (before expiry) at or beyond a barrier."""
+async def _barrier(
+    oracle: OracleContract, info: SeriesLike
+) -> tuple[SettlementPlan | None, str | None]:
+    """The latest final epoch since creation (before expiry) at or beyond a barrier; else
+    None and, when an epoch is at a barrier but not final (yet), why, in words."""
     epoch = await oracle.latest_epoch()
     first = await oracle.first_epoch()
+    pending = None
     for candidate in range(epoch, max(first, epoch - MAX_EARLY_SCAN) - 1, -1):
         stored = await oracle.retarget(candidate)
         if stored is None or stored.time <= info.created_at:
-            return None
+            break
         if stored.time >= info.expiry:
             continue
         try:
             value = await oracle.bme_final(info.n_days, candidate)
-        except ContractReverted:
-            continue  # not final yet, paused, or its window is incomplete
+        except ContractReverted as exc:
+            if exc.name not in _NOT_FINAL or pending is not None:
+                continue
+            try:
+                known = await oracle.bme(info.n_days, candidate)
+            except ContractReverted:
+                continue  # the window's epochs are not all stored
+            if known <= info.floor or known >= info.cap:
+                pending = (
+                    f"epoch {candidate} is at BME{info.n_days} {index_text(known)} but "
+                    f"not final: {not_final_reason(exc)}"
+                )
+            continue
         if value <= info.floor or value >= info.cap:
-            return SettlementPlan("early", candidate, value)
-    return None
+            return SettlementPlan("early", candidate, value), None
+    return None, pending
