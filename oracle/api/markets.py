@@ -109,8 +109,10 @@ class MarketView:
             raise
         except Exception as exc:  # whatever the node or the contract did: a 503 saying so
             reason = scrub(_first_line(exc)) or type(exc).__name__
-        log.warning("api_market_unavailable", market=self.address, reason=reason)
-        raise ApiError(
+        raise self._unavailable(reason)
+
+    def _unavailable(self, reason: str) -> ApiError:
+        return ApiError(
             503, "market_unavailable", f"cannot read the market {self.address}: {reason}"
         )
 
@@ -122,8 +124,13 @@ class MarketView:
         return self._w3
 
     async def _load(self) -> MarketReading:
-        async with asyncio.timeout(self.read_timeout_s):
-            return await self._read()
+        """One reading, bounded in time; a failure is logged once per load, not per request."""
+        try:
+            async with asyncio.timeout(self.read_timeout_s):
+                return await self._read()
+        except Exception as exc:
+            log.warning("api_market_unavailable", market=self.address, error=_first_line(exc))
+            raise
 
     async def _read(self) -> MarketReading:
         from oracle.market.chain import MarketContract
@@ -133,15 +140,15 @@ class MarketView:
         try:
             chain_id = await w3.eth.chain_id
         except OSError as exc:
-            raise _Unreachable(f"the EVM node is unreachable ({type(exc).__name__})") from exc
+            raise self._unavailable(f"the EVM node is unreachable ({type(exc).__name__})") from exc
         if chain_id != self.chain_id:
-            raise _Unreachable(
+            raise self._unavailable(
                 f"the EVM node is chain {chain_id}, not publisher.chain_id {self.chain_id}"
             )
         block = "pending" if chain_id == DEV_CHAIN_ID else "latest"
         w3.eth.default_block = block
         if not await w3.eth.get_code(self.address):
-            raise _Unreachable(f"no contract at {self.address} on chain {chain_id}")
+            raise self._unavailable(f"no contract there on chain {chain_id}")
         market = MarketContract(w3, self.address)
         infos = await market.list_series()
         series = await asyncio.gather(*(describe(w3, market, info) for info in infos))
@@ -161,16 +168,10 @@ class MarketView:
             self._w3 = None
 
 
-class _Unreachable(Exception):
-    """The node answered, but not as the market's chain: its message is the 503's reason."""
-
-
 def _first_line(exc: BaseException) -> str:
-    """The first line of an error, prefixed with its class unless it is our own words."""
+    """``Class: first line`` of an error (the node's own words are scrubbed by the caller)."""
     lines = str(exc).strip().splitlines()
-    if not lines:
-        return type(exc).__name__
-    return lines[0] if isinstance(exc, _Unreachable) else f"{type(exc).__name__}: {lines[0]}"
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 #: Where ``build_app`` puts the ``MarketView``.
