@@ -41,6 +41,7 @@ from oracle import cli
 from oracle.market.chain import MarketContract, erc20, erc20_balance
 from oracle.publish.contract import OracleContract, connect, send_and_wait
 from oracle.publish.signing import load_keystore, write_keystore
+from tests.conftest import ROOT
 from tests.e2e.helpers import BIN, evm_rpc, http_get_json
 from tests.fixtures.anvil import free_port
 
@@ -73,8 +74,12 @@ class Dev:
 
 @pytest.fixture(scope="module")
 def dev_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], Path]]:
-    """``bme-oracle dev --json`` until its first retarget is published; stopped with Ctrl-C."""
-    workdir = tmp_path_factory.mktemp("market-dev")
+    """``bme-oracle dev --json`` until its first retarget is published; stopped with Ctrl-C.
+
+    Its workdir is ``<root>/var/dev``, the default, so the README's commands run
+    unchanged from ``<root>`` as from a clone's root."""
+    workdir = tmp_path_factory.mktemp("market-dev") / "var" / "dev"
+    workdir.mkdir(parents=True)
     log = (workdir / "dev.log").open("w")
     proc = subprocess.Popen(
         [str(BIN), "dev", "--json", "--api-port", str(free_port()), "--workdir", str(workdir)],
@@ -236,6 +241,39 @@ async def test_dev_prints_the_market_and_serves_the_sample_series(dev: Dev) -> N
     assert status == 200 and detail["series"] == sample
     # the dev sender holds the 100 tWBTC dev collateral
     assert await erc20_balance(dev.w3, dev.wbtc, dev.alice.address) == 100 * 10**8
+
+
+def readme_walkthrough() -> str:
+    """The shell block of the README's "Hedge with the market on the dev stack"."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Hedge with the market on the dev stack", 1)[1].split("\n## ", 1)[0]
+    blocks = [block.split("\n", 1)[1] for block in section.split("```sh")[1:]]
+    assert len(blocks) == 1, "expected one ```sh block in the section"
+    return blocks[0].split("```", 1)[0]
+
+
+def test_the_readme_walkthrough_runs_as_written(dev_process: tuple[dict[str, Any], Path]) -> None:
+    """A README user's second terminal: the commands pasted as they are, from the root."""
+    ready, workdir = dev_process
+    root = workdir.parent.parent
+    env = {**os.environ, "PATH": f"{BIN.parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", readme_walkthrough()],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    sample = ready["sample_series"]
+    assert f"{sample}  open" in out and "0.055 per pair" in out
+    assert f"minted 0.0084 L{sample} + 0.0084 S{sample} for 0.000462 tWBTC" in out
+    assert "is published and final" in out
+    assert "settled at its expiry" in out
+    # regtest's index is above the Cap: the long takes the pair's collateral, the short 0
+    assert f"claimed 0.0084 long + 0.0084 short of {sample}: paid 0.000462 tWBTC" in out
 
 
 # -- create, mint, transfer, publish, settle after the delay, claim -----------------------
