@@ -1,16 +1,21 @@
 """Pure-math commands: ``index``, ``retarget``, ``token``, ``price``, ``hedge``.
 
-They read nothing but their arguments (and, for ``index``, one CSV file), so
-they double as a calculator an auditor can use to recompute published values.
+They read nothing but their arguments (and a CSV file of retargets: ``index``
+and ``price``, or the store for ``price --db``), so they double as a calculator
+an auditor can use to recompute published values. Index values are BTC per TH/s
+per day in every input and output (``mathargs``); ``price`` lives in
+``pricecmd``.
 """
 
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from fractions import Fraction
 from typing import Any
 
 from oracle.bitcoin.difficulty import (
+    DIFF1_TARGET,
     EPOCH_BLOCKS,
     calculate_next_work_required,
     core_get_difficulty,
@@ -18,20 +23,33 @@ from oracle.bitcoin.difficulty import (
     get_network,
     parse_bits,
 )
+from oracle.commands import pricecmd
+from oracle.commands.mathargs import (
+    INDEX_UNIT,
+    days,
+    decimal_arg,
+    exact_text,
+    index_text,
+    int_arg,
+    strike_text,
+)
 from oracle.commands.output import add_json_flag, emit
 from oracle.errors import InputError
 from oracle.index.bme import (
+    DEFAULT_SUBSIDY_RULE,
+    SUBSIDY_RULES,
     BmeValue,
+    SubsidyRule,
     bme_series,
-    epochs_for_days,
     format_decimal,
     format_scientific,
-    k_factor,
 )
 from oracle.index.csvfile import bundled_sample_path, read_history
-from oracle.index.pricing import hedge, price_from_market, value_from_path
-from oracle.index.tokens import parse_token, payout_btc, units_to_btc
-from oracle.sources.checkpoints import last_checkpoint
+from oracle.index.pricing import hedge
+from oracle.index.tokens import parse_token, payout_at_btc_index
+
+#: Settlement opens this long after expiry (the seed's rule; DESIGN.md "Position tokens").
+SETTLEMENT_DELAY = timedelta(days=1)
 
 
 def register(subparsers: Any) -> None:
@@ -42,6 +60,14 @@ def register(subparsers: Any) -> None:
         help="CSV: height, bits|difficulty[, time] (default: the bundled mainnet retargets)",
     )
     p.add_argument("--days", default="14,28,84", help="comma-separated N values (multiples of 14)")
+    p.add_argument(
+        "--subsidy-rule",
+        choices=SUBSIDY_RULES,
+        default=DEFAULT_SUBSIDY_RULE,
+        help="how an epoch holding a halving enters K_e: block-weighted mean subsidy (the "
+        "oracle's, the default) or the first block's subsidy (the index authors' published "
+        "history; for comparison only, never published)",
+    )
     add_json_flag(p)
     p.set_defaults(handler=cmd_index)
 
@@ -51,13 +77,13 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--first-time",
         required=True,
-        type=_int_arg("--first-time"),
+        type=int_arg("--first-time"),
         help="header time of block 2016e-2016",
     )
     p.add_argument(
         "--last-time",
         required=True,
-        type=_int_arg("--last-time"),
+        type=int_arg("--last-time"),
         help="header time of block 2016e-1",
     )
     p.add_argument("--first-bits", help="bits of block 2016e-2016 (testnet4, BIP94)")
@@ -68,113 +94,56 @@ def register(subparsers: Any) -> None:
     p.add_argument("name")
     p.add_argument(
         "--index",
-        type=_fraction_arg("--index"),
-        help="index value in 1E-7 BTC per TH/s per day (the unit of Floor and Cap)",
+        type=decimal_arg("--index"),
+        help=f"index value in {INDEX_UNIT}, as `index` prints it (e.g. 2.8e-5)",
     )
     add_json_flag(p)
     p.set_defaults(handler=cmd_token)
 
-    p = subparsers.add_parser("price", help="what a token price or a difficulty path implies")
-    p.add_argument("name")
-    p.add_argument("--price", type=_fraction_arg("--price"), help="token price in BTC")
-    p.add_argument("--difficulty", type=_fraction_arg("--difficulty"), help="current difficulty D0")
-    p.add_argument("--path", help="comma-separated predicted difficulties, one per epoch (N/14)")
-    _add_height_arg(p)
-    add_json_flag(p)
-    p.set_defaults(handler=cmd_price)
+    pricecmd.register(subparsers)
 
     p = subparsers.add_parser(
-        "hedge", help="tokens to hold to hedge a hashrate, and the income locked in"
+        "hedge", help="tokens to hold to hedge a hashrate, the range it protects and its result"
     )
-    p.add_argument("--hashrate-th", required=True, type=_fraction_arg("--hashrate-th"))
-    p.add_argument("--token", required=True)
     p.add_argument(
-        "--price", required=True, type=_fraction_arg("--price"), help="token price in BTC"
+        "--hashrate-th", required=True, type=decimal_arg("--hashrate-th"), help="TH/s to hedge"
     )
+    p.add_argument("--token", required=True)
+    p.add_argument("--price", required=True, type=decimal_arg("--price"), help="token price in BTC")
     add_json_flag(p)
     p.set_defaults(handler=cmd_hedge)
-
-
-def _add_height_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--height",
-        type=_int_arg("--height"),
-        help="height whose subsidy sets K (default: estimated at the token's expiry)",
-    )
-
-
-def _int_arg(flag: str) -> Any:
-    def parse(text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{flag} must be a whole number, got {text!r}"
-            ) from None
-
-    return parse
-
-
-def _fraction_arg(flag: str) -> Any:
-    def parse(text: str) -> Fraction:
-        try:
-            return Fraction(text.strip())
-        except (ValueError, ZeroDivisionError):
-            raise argparse.ArgumentTypeError(
-                f"{flag} must be a decimal number, got {text!r}"
-            ) from None
-
-    return parse
-
-
-def _difficulties(text: str) -> list[Fraction]:
-    """``--path D1,D2,...``: decimal numbers; an empty item (``1,2,``) is named, not guessed."""
-    if not text.strip():
-        raise InputError("--path: no difficulties given (comma-separated, e.g. 1.1e14,1.2e14)")
-    values = []
-    for i, part in enumerate(text.split(","), 1):
-        if not part.strip():
-            raise InputError(f"--path: difficulty #{i} is empty in {text!r}")
-        try:
-            values.append(Fraction(part.strip()))
-        except (ValueError, ZeroDivisionError):
-            raise InputError(
-                f"--path: difficulty #{i} is not a decimal number: {part.strip()!r}"
-            ) from None
-    return values
-
-
-def _days(text: str) -> list[int]:
-    values = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part.isdigit():
-            raise InputError(f"--days: {part!r} is not a whole number")
-        epochs_for_days(int(part))
-        values.append(int(part))
-    if not values:
-        raise InputError("--days: give at least one N")
-    return values
 
 
 def _bme_json(value: BmeValue | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    return {"decimal": format_decimal(value.value, 18), "fixed": str(value.fixed)}
+    return {
+        "value": index_text(value.value),
+        "decimal": format_decimal(value.value, 18),
+        "fixed": str(value.fixed),
+    }
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    days = _days(args.days)
+    n_values = days(args.days)
+    rule: SubsidyRule = args.subsidy_rule
     path = args.input or bundled_sample_path()
     history = read_history(path)
-    series = {n: bme_series(n, history) for n in days}
+    series = {n: bme_series(n, history, rule) for n in n_values}
     rows = []
-    lines = [
-        "epoch  height   difficulty" + "".join(f"  BME{n} (decimal / 1e18 fixed)" for n in days)
-    ]
+    lines = []
+    if rule != DEFAULT_SUBSIDY_RULE:
+        lines.append(
+            f"# subsidy rule {rule}: the index authors' convention, for comparison; the "
+            "oracle publishes block-weighted"
+        )
+    lines.append(
+        "epoch  height   difficulty"
+        + "".join(f"  BME{n} ({INDEX_UNIT} / 1e18 fixed)" for n in n_values)
+    )
     for item in history:
-        difficulty = Fraction(0xFFFF << 208) / item.target
-        values = {n: series[n].get(item.epoch) for n in days}
+        difficulty = Fraction(DIFF1_TARGET) / item.target
+        values = {n: series[n].get(item.epoch) for n in n_values}
         rows.append(
             {
                 "epoch": item.epoch,
@@ -191,7 +160,14 @@ def cmd_index(args: argparse.Namespace) -> int:
         lines.append(
             f"{item.epoch:5d}  {item.epoch * EPOCH_BLOCKS:7d}  {float(difficulty):.6e}{cells}"
         )
-    emit(args, {"input": str(path), "days": days, "epochs": rows}, "\n".join(lines))
+    payload = {
+        "input": str(path),
+        "days": n_values,
+        "unit": INDEX_UNIT,
+        "subsidy_rule": rule,
+        "epochs": rows,
+    }
+    emit(args, payload, "\n".join(lines))
     return 0
 
 
@@ -220,103 +196,117 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iso(moment: Any) -> str:
+    return str(moment.isoformat()).replace("+00:00", "Z")
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     token = parse_token(args.name)
+    series = token.series
     payload: dict[str, Any] = {
         "name": token.name,
         "side": "long" if token.is_long else "short",
+        "series": series.name,
         "n_days": token.n_days,
-        "epochs": epochs_for_days(token.n_days),
-        "floor": token.floor,
-        "cap": token.cap,
-        "unit_btc": "0.0000001",
+        "epochs": token.epochs,
+        "unit": INDEX_UNIT,
+        "floor": exact_text(token.floor_btc),
+        "cap": exact_text(token.cap_btc),
+        "floor_units": exact_text(token.floor),
+        "cap_units": exact_text(token.cap),
+        "name_unit_btc": "0.0000001",
+        "floor_fixed": str(token.floor_fixed),
+        "cap_fixed": str(token.cap_fixed),
         "multiplier": 10**6,
-        "expiry": token.expiry.isoformat().replace("+00:00", "Z"),
+        "expiry": _iso(token.expiry),
+        "expiry_ts": token.expiry_ts,
+        "settlement_opens": _iso(token.expiry + SETTLEMENT_DELAY),
         "collateral_per_pair_btc": format_decimal(token.collateral_btc, 8),
+        "collateral_per_pair_sat": token.pair_collateral_sat,
     }
-    lines = [f"{k}: {v}" for k, v in payload.items()]
+    lines = [
+        f"name: {token.name} ({payload['side']}; series {series.name})",
+        f"index: BME{token.n_days} (mean of {token.epochs} epochs), in {INDEX_UNIT}",
+        f"floor: {strike_text(token.floor_btc)} {INDEX_UNIT} "
+        f"({payload['floor_units']} x 1E-7 in the name)",
+        f"cap: {strike_text(token.cap_btc)} {INDEX_UNIT} "
+        f"({payload['cap_units']} x 1E-7 in the name)",
+        "multiplier: 1000000",
+        f"expiry: {payload['expiry']}; settlement opens {payload['settlement_opens']}",
+        f"collateral per pair: {payload['collateral_per_pair_btc']} BTC "
+        f"({token.pair_collateral_sat} sat)",
+    ]
     if args.index is not None:
-        long_token = parse_token("L" + token.name[1:])
-        short_token = parse_token("S" + token.name[1:])
-        payload["index"] = format_decimal(args.index, 8)
-        payload["payout_long_btc"] = format_decimal(payout_btc(long_token, args.index), 8)
-        payload["payout_short_btc"] = format_decimal(payout_btc(short_token, args.index), 8)
-        lines += [
-            f"payout at index {payload['index']}: long {payload['payout_long_btc']} BTC, "
-            f"short {payload['payout_short_btc']} BTC"
-        ]
-    emit(args, payload, "\n".join(lines))
-    return 0
-
-
-def _k_for(token_expiry_ts: int, height: int | None) -> tuple[int, Fraction]:
-    if height is None:
-        # anchored at the last bundled header: one block per 600 s before or after it
-        anchor_height, anchor = last_checkpoint()
-        height = max(0, anchor_height + (token_expiry_ts - anchor.time) // 600)
-    return height, k_factor(height // EPOCH_BLOCKS)
-
-
-def cmd_price(args: argparse.Namespace) -> int:
-    token = parse_token(args.name)
-    k_height, k = _k_for(int(token.expiry.timestamp()), args.height)
-    base = {"name": token.name, "k_height": k_height, "k": format_decimal(k, 6)}
-    if args.path is not None:
-        if args.price is not None or args.difficulty is not None:
-            raise InputError("give either --path, or --price with --difficulty")
-        path = _difficulties(args.path)
-        result = value_from_path(token, path=path, k=k)
-        payload = base | {
-            "index_btc": format_decimal(result.index_btc, 18),
-            "index_units": format_decimal(result.index_units, 8),
-            "value_btc": format_decimal(result.value_btc, 8),
-        }
-        text = (
-            f"index {format_scientific(result.index_btc, 6)} BTC/TH/day "
-            f"({format_decimal(result.index_units, 4)} x 1E-7)\n"
-            f"token value {format_decimal(result.value_btc, 8)} BTC"
+        long_token, short_token = series.token("L"), series.token("S")
+        long_btc = payout_at_btc_index(long_token, args.index)
+        short_btc = payout_at_btc_index(short_token, args.index)
+        payload["index"] = exact_text(args.index)
+        payload["payout_long_btc"] = format_decimal(long_btc, 8)
+        payload["payout_short_btc"] = format_decimal(short_btc, 8)
+        clamped = ""
+        if not token.floor_btc <= args.index <= token.cap_btc:
+            clamped = " (outside [floor, cap]: settles at the nearer bound)"
+        lines.append(
+            f"payout at index {strike_text(args.index)} {INDEX_UNIT}{clamped}: "
+            f"long {payload['payout_long_btc']} BTC, short {payload['payout_short_btc']} BTC"
         )
-        emit(args, payload, text)
-        return 0
-    if args.price is None or args.difficulty is None:
-        raise InputError("give --price and --difficulty (or --path)")
-    implied = price_from_market(token, price_btc=args.price, d0=args.difficulty, k=k)
-    payload = base | {
-        "implied_earnings_units": format_decimal(implied.earnings_units, 8),
-        "implied_earnings_btc": format_decimal(implied.earnings_btc, 18),
-        "implied_difficulty": format_decimal(implied.difficulty, 4),
-        "implied_growth_rate": format(implied.growth_rate.quantize(_Q12), "f"),
-    }
-    text = (
-        f"implied earnings {format_scientific(implied.earnings_btc, 6)} BTC per TH/s per day\n"
-        f"implied difficulty {float(implied.difficulty):.6e}\n"
-        f"implied difficulty growth rate {float(implied.growth_rate) * 100:.4f}% per epoch"
-    )
-    emit(args, payload, text)
+    emit(args, payload, "\n".join(lines))
     return 0
 
 
 def cmd_hedge(args: argparse.Namespace) -> int:
     token = parse_token(args.token)
     result = hedge(token, hashrate_th=args.hashrate_th, price_btc=args.price)
+    verb = "cost" if token.is_long else "income"
+    # Typed decimals in, so these are finite decimals: printed exactly.
+    th_days = exact_text(result.th_days)
+    index = f"BME{token.n_days}"
+    if token.is_long:
+        below = (
+            f"{index} below Floor: the longs pay nothing, so the cost falls below the locked "
+            f"amount by (Floor - {index}) x {th_days} TH/s-days"
+        )
+        above = (
+            f"{index} above Cap: the longs pay at most Cap - Floor, so the cost exceeds the "
+            f"locked amount by ({index} - Cap) x {th_days} TH/s-days"
+        )
+    else:
+        below = (
+            f"{index} below Floor: the shorts pay at most Cap - Floor, so the income falls "
+            f"short of the locked amount by (Floor - {index}) x {th_days} TH/s-days"
+        )
+        above = (
+            f"{index} above Cap: the shorts pay nothing, so the income exceeds the locked "
+            f"amount by ({index} - Cap) x {th_days} TH/s-days"
+        )
     payload = {
         "token": token.name,
+        "unit": INDEX_UNIT,
         "tokens": format_decimal(result.tokens, 6),
-        "locked_earnings_units": format_decimal(result.earnings_units, 8),
-        "locked_earnings_btc_per_th_day": format_decimal(units_to_btc(result.earnings_units), 18),
-        "locked_total_btc": format_decimal(result.total_btc, 8),
+        "tokens_exact": exact_text(result.tokens),
         "cost_btc": format_decimal(result.tokens * args.price, 8),
+        "protected_range": {
+            "floor": exact_text(token.floor_btc),
+            "cap": exact_text(token.cap_btc),
+        },
+        "locked": verb,
+        "locked_earnings": exact_text(result.earnings_btc),
+        "locked_earnings_units": format_decimal(result.earnings_units, 8),
+        "locked_earnings_btc_per_th_day": format_decimal(result.earnings_btc, 18),
+        "locked_total_btc": format_decimal(result.total_btc, 8),
+        "below_floor": below,
+        "above_cap": above,
     }
-    verb = "income" if not token.is_long else "cost"
-    text = (
-        f"hold {payload['tokens']} x {token.name} (cost {payload['cost_btc']} BTC)\n"
-        f"locked-in {verb}: {payload['locked_total_btc']} BTC over {token.n_days} days "
-        f"({format_scientific(units_to_btc(result.earnings_units), 6)} BTC per TH/s per day)"
+    text = "\n".join(
+        [
+            f"hold {payload['tokens']} x {token.name} (cost {payload['cost_btc']} BTC)",
+            f"protected range: BME{token.n_days} at expiry in [{strike_text(token.floor_btc)}, "
+            f"{strike_text(token.cap_btc)}] {INDEX_UNIT}",
+            f"inside it, locked-in {verb}: {payload['locked_total_btc']} BTC over "
+            f"{token.n_days} days ({strike_text(result.earnings_btc)} {INDEX_UNIT})",
+            below,
+            above,
+        ]
     )
     emit(args, payload, text)
     return 0
-
-
-from decimal import Decimal  # noqa: E402  (used only for quantize)
-
-_Q12 = Decimal("1e-12")

@@ -3,7 +3,12 @@
 Pure. DESIGN.md "Definitions" is normative:
 
 * ``K_e = 86400 x 10^12 / 2^32 x mean subsidy of epoch e (BTC)``: BTC per day
-  per TH/s at difficulty 1.
+  per TH/s at difficulty 1. The mean is block-weighted: an epoch holding a
+  halving (104, 208, 312, 416, ...) counts each of its 2016 blocks at its own
+  subsidy. The index authors' published history used the subsidy of each
+  epoch's first block instead (``SubsidyRule`` "first-block"); that rule is
+  here only to reproduce their figures (``bme-oracle index --subsidy-rule``),
+  never to publish.
 * ``BME_N(e) = mean over the T = N/14 epochs e-T+1..e of K_i / D_i``.
 * Fixed point: ``floor(sum S_i x target_i x 86400 x 10^22 / (T x 2016 x 2^32 x DIFF1_TARGET))``
   with ``S_i`` the total subsidy of epoch i in satoshis. One floor at the end,
@@ -18,9 +23,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal, get_args
 
 from oracle.bitcoin.difficulty import DIFF1_TARGET, EPOCH_BLOCKS, bits_to_target
 from oracle.errors import IndexUnavailable, InputError
@@ -38,6 +45,15 @@ _TERM_NUMERATOR = SECONDS_PER_DAY * 10**4
 #: The same with 10^18 scaling folded in, as in DESIGN.md: 86400 x 10^22.
 _FIXED_NUMERATOR = SECONDS_PER_DAY * 10**22
 
+#: How an epoch's subsidy enters K_e. "block-weighted" (the oracle's, DESIGN.md): the
+#: total of its 2016 blocks' subsidies. "first-block": 2016 x the subsidy of block 2016e,
+#: the convention of the index authors' published history; the two differ only for
+#: epochs that contain a halving, by up to 42% in BME14 (e.g. epoch 104: 336 blocks at
+#: 50 BTC and 1,680 at 25 average 29.17 BTC, not 50).
+SubsidyRule = Literal["block-weighted", "first-block"]
+SUBSIDY_RULES: tuple[str, ...] = get_args(SubsidyRule)
+DEFAULT_SUBSIDY_RULE: SubsidyRule = "block-weighted"
+
 
 def block_subsidy_sat(height: int) -> int:
     """Block subsidy at ``height`` in satoshis (Core ``GetBlockSubsidy``)."""
@@ -47,15 +63,20 @@ def block_subsidy_sat(height: int) -> int:
     return 0 if halvings >= 64 else INITIAL_SUBSIDY_SAT >> halvings
 
 
-def epoch_subsidy_sat(epoch: int) -> int:
+def epoch_subsidy_sat(epoch: int, rule: SubsidyRule = DEFAULT_SUBSIDY_RULE) -> int:
     """Total subsidy S_e of the 2016 blocks of epoch ``e``, in satoshis.
 
     Summed per halving segment, so an epoch containing a halving (e.g. 312,
-    holding 630,000) gets the block-weighted total, known in advance.
+    holding 630,000) gets the block-weighted total, known in advance. With
+    ``rule="first-block"``: 2016 x the subsidy of the epoch's first block.
     """
     if epoch < 0:
         raise InputError(f"epoch should be >= 0, got {epoch}")
     start = epoch * EPOCH_BLOCKS
+    if rule == "first-block":
+        return EPOCH_BLOCKS * block_subsidy_sat(start)
+    if rule != "block-weighted":
+        raise InputError(f"subsidy rule must be one of {', '.join(SUBSIDY_RULES)}, got {rule!r}")
     end = start + EPOCH_BLOCKS  # exclusive
     total = 0
     height = start
@@ -66,9 +87,9 @@ def epoch_subsidy_sat(epoch: int) -> int:
     return total
 
 
-def k_factor(epoch: int) -> Fraction:
+def k_factor(epoch: int, rule: SubsidyRule = DEFAULT_SUBSIDY_RULE) -> Fraction:
     """K_e in BTC per TH/s per day at difficulty 1: 86400 x 10^12 / 2^32 x mean subsidy."""
-    mean_subsidy_btc = Fraction(epoch_subsidy_sat(epoch), EPOCH_BLOCKS * SAT_PER_BTC)
+    mean_subsidy_btc = Fraction(epoch_subsidy_sat(epoch, rule), EPOCH_BLOCKS * SAT_PER_BTC)
     return Fraction(SECONDS_PER_DAY * 10**12, 1 << 32) * mean_subsidy_btc
 
 
@@ -79,9 +100,11 @@ def epochs_for_days(n_days: int) -> int:
     return n_days // DAYS_PER_EPOCH
 
 
-def earnings_term(epoch: int, target: int | Fraction) -> Fraction | int:
+def earnings_term(
+    epoch: int, target: int | Fraction, rule: SubsidyRule = DEFAULT_SUBSIDY_RULE
+) -> Fraction | int:
     """S_e x target_e: the numerator K_e / D_e is proportional to (integer for bits)."""
-    return epoch_subsidy_sat(epoch) * target
+    return epoch_subsidy_sat(epoch, rule) * target
 
 
 def earnings_per_th_day(epoch: int, target: int | Fraction) -> Fraction:
@@ -148,10 +171,13 @@ def _require_consecutive(window: Sequence[EpochTarget]) -> None:
             )
 
 
-def bme_series(n_days: int, history: Sequence[EpochTarget]) -> dict[int, BmeValue]:
+def bme_series(
+    n_days: int, history: Sequence[EpochTarget], rule: SubsidyRule = DEFAULT_SUBSIDY_RULE
+) -> dict[int, BmeValue]:
     """BME_N for every epoch of ``history`` (sorted) with T consecutive epochs behind it.
 
-    O(n) with prefix sums; epochs whose window has a gap are left out.
+    O(n) with prefix sums; epochs whose window has a gap are left out. ``rule`` is
+    the oracle's block-weighted subsidy unless reproducing the first-block convention.
     """
     epochs = epochs_for_days(n_days)
     prefix: list[Fraction | int] = [0]
@@ -162,7 +188,7 @@ def bme_series(n_days: int, history: Sequence[EpochTarget]) -> dict[int, BmeValu
             if item.epoch <= history[i - 1].epoch:
                 raise InputError(f"history not sorted by epoch at epoch {item.epoch}")
             run_start = i
-        prefix.append(prefix[-1] + earnings_term(item.epoch, item.target))
+        prefix.append(prefix[-1] + earnings_term(item.epoch, item.target, rule))
         if i - run_start + 1 >= epochs:
             exact, fixed = _value_from_sum(prefix[i + 1] - prefix[i + 1 - epochs], epochs)
             result[item.epoch] = BmeValue(n_days=n_days, epoch=item.epoch, value=exact, fixed=fixed)
@@ -230,4 +256,54 @@ def format_scientific(value: Fraction, significant: int = 4) -> str:
         rounded //= 10
         exponent += 1
     digits = str(rounded)
-    return f"{sign}{digits[0]}.{digits[1:]}E{exponent:+03d}"
+    point = "." if len(digits) > 1 else ""
+    return f"{sign}{digits[0]}{point}{digits[1:]}E{exponent:+03d}"
+
+
+def format_exact(value: Fraction) -> str:
+    """A fraction with a finite decimal expansion written exactly, without trailing zeros.
+
+    For values that are decimal by construction (strikes, an index typed as a
+    decimal): ``Fraction(1, 40000)`` -> ``0.000025``. Raises ``ValueError`` for a
+    fraction whose expansion does not terminate (callers use ``format_decimal``).
+    """
+    value = Fraction(value)
+    denominator = value.denominator
+    twos = fives = 0
+    while denominator % 2 == 0:
+        denominator //= 2
+        twos += 1
+    while denominator % 5 == 0:
+        denominator //= 5
+        fives += 1
+    if denominator != 1:
+        raise ValueError(f"{value} has no finite decimal expansion")
+    digits = max(twos, fives)
+    text = format_decimal(value, digits)
+    return text.rstrip("0").rstrip(".") if digits else text
+
+
+_DECIMAL = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
+#: Bounds on typed numbers: far beyond any real value, small enough that 10^exponent and
+#: the digits stay cheap (a 10^(10^9) from "1e1000000000" would stall the command).
+MAX_EXPONENT = 100
+MAX_NUMBER_CHARS = 200
+
+
+def parse_decimal(text: str, what: str, *, allow_negative: bool = False) -> Fraction:
+    """``text`` (``0.000028``, ``2.8e-5``, ``6353030562983``) as an exact Fraction.
+
+    ``what`` names the input in the error (``--index``, ``--path difficulty #2``).
+    """
+    stripped = text.strip()
+    if len(stripped) > MAX_NUMBER_CHARS or not _DECIMAL.match(stripped):
+        raise InputError(
+            f"{what} must be a decimal number such as 0.000028 or 2.8e-5, got {text!r}"
+        )
+    mantissa, _, exponent = stripped.lower().partition("e")
+    if exponent and abs(int(exponent)) > MAX_EXPONENT:
+        raise InputError(f"{what}: exponent {exponent} is out of range (at most ±{MAX_EXPONENT})")
+    value = Fraction(mantissa) * Fraction(10) ** int(exponent or 0)
+    if value < 0 and not allow_negative:
+        raise InputError(f"{what} must not be negative, got {text!r}")
+    return value

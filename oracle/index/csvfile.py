@@ -15,7 +15,7 @@ from pathlib import Path
 
 from oracle.bitcoin.difficulty import DIFF1_TARGET, EPOCH_BLOCKS, bits_to_target, parse_bits
 from oracle.errors import InputError, InvalidBits
-from oracle.index.bme import EpochTarget
+from oracle.index.bme import EpochTarget, parse_decimal
 
 MAX_PROBLEMS_SHOWN = 20
 
@@ -116,9 +116,11 @@ def _parse_row(row: dict[str, str], use_bits: bool) -> EpochTarget:
 
 
 def _parse_difficulty(text: str) -> Fraction:
+    # Exact from the digits, with a bounded exponent: Fraction("1e999999999") would
+    # build a billion-digit integer and stall the command.
     try:
-        value = Fraction(text)
-    except (ValueError, ZeroDivisionError):
+        value = parse_decimal(text, "difficulty")
+    except InputError:
         raise InputError(f"difficulty must be a decimal number, got {text!r}") from None
     if value <= 0:
         raise InputError(f"difficulty must be positive, got {text!r}")

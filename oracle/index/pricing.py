@@ -1,11 +1,20 @@
 """Pricing of position tokens from market prices or predicted difficulty paths.
 
-Pure. Implied earnings and implied difficulty are exact Fractions. The implied
-difficulty growth rate solves ``mean_{i=1..T} K / (D0 (1+g)^i) = E`` for g with
-Newton's method in 60-digit ``Decimal`` arithmetic (deterministic, no floats):
-the left side is convex and strictly decreasing in g > -1 and runs from
-+infinity to 0, so a root exists exactly when E > 0, and Newton, kept inside
-g > -1, converges to it.
+Pure. Every index value here is BTC per TH/s per day; token prices are BTC.
+Each epoch i of a token's window (``oracle.index.window``) has its own K_i,
+the index's block-weighted subsidy rule, so a window that spans a halving is
+priced as the index will settle it:
+
+* value from a path: ``index = mean_i K_i / D_i``, then the token's payout;
+* implied earnings: long ``price/Multiplier + Floor``, short ``Cap - price/Multiplier``;
+* implied difficulty: the one constant difficulty D over the window with
+  ``mean_i K_i / D = E``, i.e. ``mean(K_i) / E``;
+* implied difficulty growth rate: g with ``mean_{i=1..T} K_i / (D0 (1+g)^i) = E``,
+  D0 the difficulty of the epoch before the window. Solved by Newton's method
+  in 60-digit ``Decimal`` arithmetic (deterministic, no floats): the left side
+  is convex and strictly decreasing in g > -1 (every K_i > 0) and runs from
+  +infinity to 0, so a root exists exactly when E > 0, and Newton, kept inside
+  g > -1, converges to it.
 """
 
 from __future__ import annotations
@@ -16,8 +25,14 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 
 from oracle.errors import InputError, NoSolution
-from oracle.index.bme import epochs_for_days
-from oracle.index.tokens import MULTIPLIER, Token, btc_to_units, payout_btc, units_to_btc
+from oracle.index.bme import format_decimal, format_scientific
+from oracle.index.tokens import (
+    MULTIPLIER,
+    Token,
+    btc_to_units,
+    payout_at_btc_index,
+    units_to_btc,
+)
 
 _PRECISION = 60
 _TOLERANCE = Decimal(10) ** -40
@@ -34,65 +49,72 @@ def implied_earnings_units(token: Token, price_btc: Fraction) -> Fraction:
     price_btc = Fraction(price_btc)
     if price_btc < 0 or price_btc > token.collateral_btc:
         raise InputError(
-            f"price {float(price_btc):.8f} BTC of {token.name} is outside "
-            f"[0, {float(token.collateral_btc):.8f}] BTC (the collateral)"
+            f"price {format_decimal(price_btc, 8)} BTC of {token.name} is outside "
+            f"[0, {format_decimal(token.collateral_btc, 8)}] BTC (the collateral of a pair)"
         )
     per_unit = btc_to_units(price_btc) / MULTIPLIER
     return per_unit + token.floor if token.is_long else token.cap - per_unit
 
 
-def implied_difficulty(k: Fraction, earnings_btc: Fraction) -> Fraction:
-    """Difficulty at which one TH/s earns ``earnings_btc`` a day: K / E."""
+def implied_difficulty(ks: Sequence[Fraction], earnings_btc: Fraction) -> Fraction:
+    """The constant difficulty D at which the window earns ``earnings_btc``: mean(K_i) / E."""
+    if not ks:
+        raise InputError("no epochs to price")
     if earnings_btc <= 0:
         raise NoSolution(
             f"no implied difficulty: implied earnings {earnings_btc} BTC are not positive"
         )
-    return Fraction(k) / Fraction(earnings_btc)
+    return sum(ks, Fraction(0)) / len(ks) / Fraction(earnings_btc)
 
 
-def implied_growth_rate(
-    *, k: Fraction, d0: Fraction, earnings_btc: Fraction, epochs: int
-) -> Decimal:
-    """Per-epoch difficulty growth g with ``mean_{i=1..T} K/(D0 (1+g)^i) = E`` (Newton)."""
-    if epochs <= 0:
-        raise InputError(f"epochs must be positive, got {epochs}")
+def implied_growth_rate(*, ks: Sequence[Fraction], d0: Fraction, earnings_btc: Fraction) -> Decimal:
+    """Per-epoch difficulty growth g with ``mean_{i=1..T} K_i/(D0 (1+g)^i) = E`` (Newton).
+
+    ``ks`` are the window's K_i, oldest first (T = len(ks)); D0 is the difficulty
+    of the epoch before the window.
+    """
+    if not ks:
+        raise InputError("no epochs to price")
+    if any(k <= 0 for k in ks):
+        raise NoSolution("no growth rate: a K_i of the window is 0 (no subsidy left)")
     if d0 <= 0:
-        raise InputError(f"current difficulty must be positive, got {d0}")
+        raise InputError(f"D0 (the difficulty before the window) must be positive, got {d0}")
     if earnings_btc <= 0:
         raise NoSolution(
             f"no growth rate: implied earnings {earnings_btc} BTC are not positive, and "
             "mean K/D over the path is positive for every g > -1"
         )
+    epochs = len(ks)
     with localcontext() as ctx:
         ctx.prec = _PRECISION
-        scale = (
-            Decimal(k.numerator)
-            / Decimal(k.denominator)
-            / (Decimal(d0.numerator) / Decimal(d0.denominator))
-        )
-        target = Decimal(earnings_btc.numerator) / Decimal(earnings_btc.denominator)
+        d0_dec = _decimal(Fraction(d0))
+        scaled = [_decimal(Fraction(k)) / d0_dec / epochs for k in ks]
+        target = _decimal(Fraction(earnings_btc))
         g = Decimal(0)
         for _ in range(_MAX_ITERATIONS):
             x = 1 / (1 + g)
-            value = Decimal(0)
+            value = -target
             slope = Decimal(0)
             power = Decimal(1)
-            for i in range(1, epochs + 1):
+            for i, scale in enumerate(scaled, start=1):
                 power *= x
-                value += power
-                slope -= i * power * x
-            value = scale * value / epochs - target
-            slope = scale * slope / epochs
+                value += scale * power
+                slope -= i * scale * power * x
             if slope == 0:
                 break
-            step = value / slope
-            next_g = g - step
+            next_g = g - value / slope
             if next_g <= -1:  # stay in the domain; halve the distance to the pole
                 next_g = (g - 1) / 2
             if abs(next_g - g) <= _TOLERANCE * (1 + abs(g)):
                 return +next_g
             g = next_g
-    raise NoSolution(f"Newton's method did not converge for E={float(earnings_btc):.3e} BTC")
+    raise NoSolution(
+        f"Newton's method did not converge for E={format_scientific(Fraction(earnings_btc))} BTC"
+    )
+
+
+def _decimal(value: Fraction) -> Decimal:
+    return Decimal(value.numerator) / Decimal(value.denominator)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,18 +126,21 @@ class MarketImplied:
 
 
 def price_from_market(
-    token: Token, *, price_btc: Fraction, d0: Fraction, k: Fraction
+    token: Token, *, price_btc: Fraction, d0: Fraction, ks: Sequence[Fraction]
 ) -> MarketImplied:
-    """Everything a market price implies: earnings, difficulty and growth rate."""
+    """Everything a market price implies: earnings, difficulty and growth rate.
+
+    ``ks`` are the K_i of the token's T window epochs, D0 the difficulty before them.
+    """
+    if len(ks) != token.epochs:
+        raise InputError(f"{token.name} averages {token.epochs} epoch(s); got {len(ks)} K values")
     earnings_units = implied_earnings_units(token, price_btc)
     earnings_btc = units_to_btc(earnings_units)
     return MarketImplied(
         earnings_units=earnings_units,
         earnings_btc=earnings_btc,
-        difficulty=implied_difficulty(k, earnings_btc),
-        growth_rate=implied_growth_rate(
-            k=k, d0=d0, earnings_btc=earnings_btc, epochs=epochs_for_days(token.n_days)
-        ),
+        difficulty=implied_difficulty(ks, earnings_btc),
+        growth_rate=implied_growth_rate(ks=ks, d0=d0, earnings_btc=earnings_btc),
     )
 
 
@@ -126,43 +151,84 @@ class PathValue:
     value_btc: Fraction
 
 
-def value_from_path(token: Token, *, path: Sequence[Fraction], k: Fraction) -> PathValue:
-    """Index and token value if difficulty follows ``path`` over the token's T epochs."""
-    epochs = epochs_for_days(token.n_days)
+def value_from_path(token: Token, *, path: Sequence[Fraction], ks: Sequence[Fraction]) -> PathValue:
+    """Index and token value if the window's difficulties are ``path`` (oldest first).
+
+    ``path[i]`` is the difficulty of the window's i-th epoch and ``ks[i]`` its K.
+    """
+    epochs = token.epochs
     if len(path) != epochs:
         raise InputError(
             f"{token.name} averages {epochs} epoch(s); the path has {len(path)} difficulties"
         )
+    if len(ks) != epochs:
+        raise InputError(f"{token.name} averages {epochs} epoch(s); got {len(ks)} K values")
     for position, difficulty in enumerate(path, start=1):
         if difficulty <= 0:
             raise InputError(f"path difficulty #{position} must be positive, got {difficulty}")
-    index_btc = sum((Fraction(k) / d for d in path), Fraction(0)) / epochs
-    index_units = btc_to_units(index_btc)
+    index_btc = sum((Fraction(k) / d for k, d in zip(ks, path, strict=True)), Fraction(0)) / epochs
     return PathValue(
-        index_btc=index_btc, index_units=index_units, value_btc=payout_btc(token, index_units)
+        index_btc=index_btc,
+        index_units=btc_to_units(index_btc),
+        value_btc=payout_at_btc_index(token, index_btc),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class Hedge:
-    """A hedge of ``hashrate_th`` TH/s over the token's N days."""
+    """A hedge of ``hashrate_th`` TH/s over the token's N days with ``tokens`` tokens.
+
+    Inside the protected range [Floor, Cap] (BTC per TH/s per day) the result is
+    locked: a short holder's mining income, a long holder's cost of delivering
+    the index. Outside it the tokens have paid all they can: see ``hedge_outcome``.
+    """
 
     tokens: Fraction
     earnings_units: Fraction  # locked-in earnings per TH/s per day, 1E-7 BTC units
+    earnings_btc: Fraction  # the same in BTC per TH/s per day
     total_btc: Fraction  # locked-in total over N days for the whole hashrate
+    th_days: Fraction  # hashrate x N days: what one BTC per TH/s per day is worth in total
+    floor_btc: Fraction
+    cap_btc: Fraction
 
 
 def hedge(token: Token, *, hashrate_th: Fraction, price_btc: Fraction) -> Hedge:
-    """Tokens to hold (TH/s x N days / Multiplier) and the earnings the hedge locks in.
+    """Tokens to hold (TH/s x N days / Multiplier) and the result the hedge locks in.
 
     A miner holding shorts earns ``H x N x BME`` from mining plus ``Cap - BME``
     per unit from the shorts, minus their price: ``Cap - price/Multiplier`` per
-    TH/s-day whatever the index does. A long holder locks in ``Floor +
-    price/Multiplier`` as a cost instead (e.g. someone who sold hashrate).
+    TH/s-day while the index settles in [Floor, Cap]. A long holder (one who owes
+    ``H x N x BME``, e.g. who sold hashrate) locks in ``Floor + price/Multiplier``
+    as a cost instead.
     """
     if hashrate_th <= 0:
         raise InputError(f"hashrate must be positive, got {hashrate_th} TH/s")
-    tokens = Fraction(hashrate_th) * token.n_days / MULTIPLIER
+    th_days = Fraction(hashrate_th) * token.n_days
     earnings = implied_earnings_units(token, price_btc)
-    total = units_to_btc(earnings) * Fraction(hashrate_th) * token.n_days
-    return Hedge(tokens=tokens, earnings_units=earnings, total_btc=total)
+    return Hedge(
+        tokens=th_days / MULTIPLIER,
+        earnings_units=earnings,
+        earnings_btc=units_to_btc(earnings),
+        total_btc=units_to_btc(earnings) * th_days,
+        th_days=th_days,
+        floor_btc=token.floor_btc,
+        cap_btc=token.cap_btc,
+    )
+
+
+def hedge_outcome(
+    token: Token, *, hashrate_th: Fraction, price_btc: Fraction, index_btc: Fraction
+) -> Fraction:
+    """The hedged total over N days (BTC) if the settlement index is ``index_btc``.
+
+    Short (a miner): mining ``H x N x BME`` + the shorts' payout - their price.
+    Equal to the locked income inside [Floor, Cap]; below Floor it falls by
+    ``(Floor - BME) x H x N`` (the shorts pay at most Cap - Floor); above Cap it
+    rises by ``(BME - Cap) x H x N`` (the shorts pay nothing). Long (one who owes
+    ``H x N x BME``): that obligation - the longs' payout + their price, the cost;
+    above Cap it rises by ``(BME - Cap) x H x N``, below Floor it falls.
+    """
+    result = hedge(token, hashrate_th=hashrate_th, price_btc=price_btc)
+    exposure = Fraction(index_btc) * result.th_days
+    tokens_net = result.tokens * (payout_at_btc_index(token, Fraction(index_btc)) - price_btc)
+    return exposure + tokens_net if not token.is_long else exposure - tokens_net
