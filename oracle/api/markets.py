@@ -22,6 +22,7 @@ which ``bme-oracle market status --json`` prints too.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,12 @@ from oracle.errors import InputError
 from oracle.monitor.cache import Refreshing
 
 log = structlog.get_logger(__name__)
+#: The form of a series or token name (``oracle.index.tokens``; its checks go further).
+NAME_PATTERN = re.compile(
+    r"[LS]?BME[1-9][0-9]{0,7}-(0|[1-9][0-9]{0,29})(\.[0-9]{1,7})?"
+    r"-(0|[1-9][0-9]{0,29})(\.[0-9]{1,7})?-[0-9]{6}"
+)
+ADDRESS_PATTERN = re.compile(r"0x[0-9a-fA-F]{40}")
 #: The dev chain id: anvil answers "latest" calls with a stale block time there, so the
 #: market is read at the pending block (as the CLI does, ``oracle.commands.chain.evm``).
 DEV_CHAIN_ID = 31337
@@ -195,14 +202,29 @@ async def list_markets(request: web.Request) -> web.Response:
 
 
 async def get_market(request: web.Request) -> web.Response:
-    """One series by name (``?collateral=`` picks among series of the same name)."""
+    """One series by name (``?collateral=`` picks among series of the same name).
+
+    A name that is not of the form ``[L|S]BME<N>-<Floor>-<Cap>-<YYMMDD>`` is a 400; one
+    of that form that no series can have (N not a multiple of 14, Floor >= Cap, no such
+    date) is a 404 saying why, like a series nobody created."""
     from oracle.index.tokens import parse_series
 
     text = request.match_info["name"]
+    if not NAME_PATTERN.fullmatch(text):
+        raise ApiError(
+            400,
+            "bad_parameter",
+            f"name should be a series or token name such as BME14-4.85-5.4-261215, "
+            f"got {text[:80]!r}",
+        )
     try:
         name = parse_series(text).series_name
     except InputError as exc:
-        raise ApiError(400, "bad_parameter", str(exc)) from None
+        raise ApiError(404, "not_found", f"no series can be named so: {exc}") from None
     collateral = query_value(request, "collateral")
+    if collateral is not None and not ADDRESS_PATTERN.fullmatch(collateral):
+        raise ApiError(
+            400, "bad_parameter", f"collateral should be a 0x address, got {collateral[:50]!r}"
+        )
     reading = await request.app[MARKETS].reading()
     return respond(request, reading.detail(name, collateral))

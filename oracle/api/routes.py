@@ -36,7 +36,7 @@ from oracle.api.handlers import (
     ready,
     status,
 )
-from oracle.api.markets import get_market, list_markets
+from oracle.api.markets import ADDRESS_PATTERN, NAME_PATTERN, get_market, list_markets
 from oracle.api.params import FORMATS, MAX_ABS_TIME, MAX_EPOCH, MAX_LIMIT, MAX_N_DAYS
 from oracle.store.states import DISAGREEMENT_KINDS
 
@@ -299,7 +299,7 @@ ROUTES: tuple[Route, ...] = (
             Param(
                 "name",
                 "path",
-                {"type": "string", "maxLength": 80},
+                {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$"},
                 "Series name BME<N>-<Floor>-<Cap>-<YYMMDD> (strikes in 1E-7 BTC per TH/s per "
                 "day, e.g. BME14-4.85-5.4-261215) or either token's name (L.../S...).",
                 True,
@@ -307,11 +307,12 @@ ROUTES: tuple[Route, ...] = (
             Param(
                 "collateral",
                 "query",
-                {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"},
+                {"type": "string", "pattern": f"^{ADDRESS_PATTERN.pattern}$"},
                 "The collateral token, when several series share the name.",
             ),
         ),
-        description="The same series object as in /v1/markets. 404 when no series has the "
-        "name (or no market is configured), 400 for a malformed name.",
+        description="The same series object as in /v1/markets. 400 for a name not of the "
+        "documented form; 404 when no series has the name (also when none can: N not a "
+        "multiple of 14, Floor >= Cap, no such date) or no market is configured.",
     ),
 )

@@ -35,9 +35,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import requests
+import schemathesis
 from eth_account import Account
 
 from oracle import cli
+from oracle.api import ROUTES
+from oracle.api.openapi import build_document
 from oracle.market.chain import MarketContract, erc20, erc20_balance
 from oracle.publish.contract import OracleContract, connect, send_and_wait
 from oracle.publish.signing import load_keystore, write_keystore
@@ -450,3 +454,23 @@ async def test_fallback_pays_half_a_pair_when_the_oracle_stays_paused(
         assert int(Fraction(17, 10) * 2_750_000) + int(Fraction(3, 10) * 2_750_000) == 5_500_000
     finally:
         await bme_oracle(capsys, "contract", "unpause", "--config", dev.config, "--json")
+
+
+def test_the_api_shows_every_state_as_its_document_says(
+    dev_process: tuple[dict[str, Any], Path],
+) -> None:
+    """After the tests above the market holds settled (at expiry, early) and fallback series
+    (the open ones are in the integration tests): the answer matches the OpenAPI schema
+    (schemathesis), and each series' ledger holds."""
+    ready, _ = dev_process
+    document = schemathesis.openapi.from_dict(
+        json.loads(json.dumps(build_document(ROUTES, network="regtest")))
+    )
+    response = requests.get(f"{ready['api_url']}/v1/markets", timeout=10)
+    assert response.status_code == 200, response.text
+    document["/v1/markets"]["GET"].validate_response(response)
+    series = response.json()["series"]
+    assert {s["status"] for s in series} == {"settled", "fallback"}
+    for item in series:
+        ledger = item["ledger"]
+        assert int(ledger["paid_out"]["base"]) <= int(ledger["deposited"]["base"])

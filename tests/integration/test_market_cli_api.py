@@ -25,9 +25,12 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+import requests
+import schemathesis
 
 from oracle import cli
-from oracle.api import ApiContext, start_api
+from oracle.api import ROUTES, ApiContext, start_api
+from oracle.api.openapi import build_document
 from oracle.config import Config, MarketConfig, PublisherConfig
 from oracle.market.chain import erc20_balance
 from oracle.monitor.health import ReadinessReport
@@ -314,12 +317,28 @@ async def get(client: aiohttp.ClientSession, path: str) -> tuple[int, Any]:
         return response.status, await response.json()
 
 
+def conforms(base_url: str, path: str, template: str) -> None:
+    """The answer matches the OpenAPI document's schema for the route (schemathesis)."""
+    operation = DOCUMENT[template]["GET"]
+    response = requests.get(f"{base_url}{path}", timeout=10)
+    assert response.status_code == 200, response.text
+    operation.validate_response(response)
+
+
+DOCUMENT = schemathesis.openapi.from_dict(
+    json.loads(json.dumps(build_document(ROUTES, network="regtest")))
+)
+
+
 async def test_markets_list_and_detail(
     market: Market, api: tuple[aiohttp.ClientSession, Any]
 ) -> None:
     client, _ = api
     status, body = await get(client, "/v1/markets")
     assert status == 200, body
+    base_url = str(client._base_url).rstrip("/")
+    await asyncio.to_thread(conforms, base_url, "/v1/markets", "/v1/markets")
+    await asyncio.to_thread(conforms, base_url, f"/v1/markets/{NAME}", "/v1/markets/{name}")
     assert body["market"]["address"] == market.world.market.address
     assert body["market"]["oracle"] == market.world.oracle.address
     assert market.world.wbtc in body["market"]["collaterals"]
@@ -342,8 +361,12 @@ async def test_markets_list_and_detail(
     ("path", "expected", "fragment"),
     [
         ("/v1/markets/BME14-4.85-5.4-190302", 404, "no series BME14-4.85-5.4-190302"),
-        ("/v1/markets/BME14-4.85-5.4", 400, "4 parts"),
-        ("/v1/markets/BME14-5.4-4.85-190301", 400, "must be greater than floor"),
+        ("/v1/markets/BME14-4.85-5.4", 400, "series or token name"),
+        ("/v1/markets/BME14-04.85-5.4-190301", 400, "series or token name"),
+        ("/v1/markets/BME14-5.4-4.85-190301", 404, "must be greater than floor"),
+        ("/v1/markets/BME15-4.85-5.4-190301", 404, "multiple of 14"),
+        ("/v1/markets/BME14-4.85-5.4-191332", 404, "not a date"),
+        (f"/v1/markets/{NAME}?collateral=wbtc", 400, "0x address"),
         (f"/v1/markets/{NAME}?collateral=0x" + "55" * 20, 404, "no series"),
     ],
 )
