@@ -166,6 +166,10 @@ class MarketContract:
             sender, self.address, self.contract.encode_abi(function, args=list(args))
         )
 
+    async def transact(self, function: str, *args: Any, sender: KeystoreAccount) -> dict[str, Any]:
+        """Any market function with raw arguments, no checks or approval first; the receipt."""
+        return await self._transact(sender, function, *args)
+
     def _event(self, receipt: dict[str, Any], event: str) -> dict[str, Any]:
         logs = getattr(self.contract.events, event)().process_receipt(receipt, errors=DISCARD)
         if not logs:

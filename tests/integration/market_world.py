@@ -175,3 +175,23 @@ async def build_world(node: AnvilNode, accounts: ChainAccounts) -> MarketWorld:
         reentrant_token=reentrant,
         holders=holders,
     )
+
+
+async def send_erc20(world: MarketWorld, token: str, to: str, amount: int, *, sender: Any) -> None:
+    """An ERC-20 ``transfer`` (position tokens trade like any token)."""
+    from oracle.market.chain import erc20
+
+    contract = erc20(world.w3, token)
+    await send_and_wait(
+        world.w3,
+        sender,
+        {"to": contract.address, "data": contract.encode_abi("transfer", args=[to, amount])},
+        max_fee_wei=OnChain.MAX_FEE_WEI,
+        priority_fee_wei=OnChain.PRIORITY_FEE_WEI,
+    )
+
+
+async def token_text(world: MarketWorld, token: str, function: str) -> Any:
+    from oracle.market.chain import erc20
+
+    return await getattr(erc20(world.w3, token).functions, function)().call()
