@@ -33,7 +33,7 @@ from oracle.bitcoin.difficulty import EPOCH_BLOCKS
 from oracle.config import Config, read_secret
 from oracle.devstack.clock import evm_pending_time, follow_bitcoin_time
 from oracle.devstack.nodes import DevnetError, json_rpc
-from oracle.errors import ConfigError, InputError, OracleError
+from oracle.errors import ChainUnavailable, ConfigError, InputError, OracleError
 
 #: The dev chain id (``DifficultyOracle.DEV_CHAIN_ID``): the only chain whose clock we move.
 DEV_CHAIN_ID = 31337
@@ -152,14 +152,16 @@ async def advance(config: Config, when: str, *, wait_s: float = 120.0) -> Advanc
         )
     if not config.publisher.contract_address:
         raise ConfigError("dev advance needs publisher.contract_address (the oracle contract)")
+    parse_when(when, 0)  # the form, before anything is asked of the nodes
     nodes = _Nodes(config)
     try:
         chain_id = int(await asyncio.to_thread(nodes.evm, "eth_chainId"), 16)
         height, tip_time = await asyncio.to_thread(nodes.tip_time)
         evm_time = await asyncio.to_thread(evm_pending_time, nodes.evm_url)
     except (OSError, DevnetError) as exc:
-        raise DevnetError(
-            f"cannot reach the dev stack's nodes ({exc}); is `bme-oracle dev` running?"
+        raise ChainUnavailable(
+            f"cannot reach the dev stack's nodes ({type(exc).__name__}: {exc}); is "
+            "`bme-oracle dev` running with this configuration?"
         ) from None
     if chain_id != DEV_CHAIN_ID:
         raise InputError(f"the EVM node is chain {chain_id}, not the dev chain {DEV_CHAIN_ID}")

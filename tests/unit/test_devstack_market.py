@@ -4,12 +4,15 @@ series' expiry, and the configuration file ``dev`` writes for other terminals.""
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from oracle import config
+from oracle import cli, config
 from oracle.config import (
     BitcoindConfig,
     Config,
@@ -97,3 +100,53 @@ def test_dev_config_file_loads_back_without_its_secrets(tmp_path: Path) -> None:
         loaded.bitcoind.rpc_password, loaded.bitcoind.rpc_password_file, "x"
     ).reveal() == ("s3cret-pw")
     assert "[database]" not in config_toml(written, path)  # defaults are left out
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    limit = sys.getrecursionlimit()  # main sets it (oracle.sources.boundedjson); keep ours
+    try:
+        status = cli.main(list(argv))
+    except SystemExit as exc:
+        status = int(exc.code or 0)
+    finally:
+        sys.setrecursionlimit(limit)
+    _, err = capsys.readouterr()
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return status, err
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_dev_advance_refuses_what_is_not_the_dev_stack(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("ORACLE_")]:
+        monkeypatch.delenv(name)
+    missing = tmp_path / "missing.toml"
+    assert _run(capsys, "dev", "advance", "--to", "+1d", "--config", str(missing)) == (
+        2,
+        f"bme-oracle: error: config file {missing} does not exist\n",
+    )
+    mainnet = tmp_path / "mainnet.toml"
+    mainnet.write_text('[publisher]\ncontract_address = "0x' + "1" * 40 + '"\n')
+    status, err = _run(capsys, "dev", "advance", "--to", "+1d", "--config", str(mainnet))
+    assert status == 2 and "dev stack only" in err and "mainnet" in err
+    port = _free_port()  # nobody listens: the stack is not running
+    regtest = tmp_path / "regtest.toml"
+    regtest.write_text(
+        f'[network]\nname = "regtest"\n[bitcoind]\nurl = "http://127.0.0.1:{port}"\n'
+        f'[publisher]\nrpc_url = "http://127.0.0.1:{port}"\n'
+        'contract_address = "0x' + "1" * 40 + '"\n'
+    )
+    status, err = _run(capsys, "dev", "advance", "--to", "soon", "--config", str(regtest))
+    assert status == 2 and "--to: not a time: 'soon'" in err
+    status, err = _run(capsys, "dev", "advance", "--to", "+1d", "--config", str(regtest))
+    assert status == 69 and "is `bme-oracle dev` running" in err
+    status, err = _run(
+        capsys, "dev", "advance", "--to", "+1d", "--wait", "0", "--config", str(regtest)
+    )
+    assert status == 2 and "--wait must be > 0" in err
