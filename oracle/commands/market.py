@@ -33,6 +33,7 @@ from oracle.commands.chain import address, chain_config, evm, fees, load_sender
 from oracle.commands.output import add_json_flag, emit
 from oracle.config import Config
 from oracle.errors import ConfigError, InputError
+from oracle.index.tokens import Series, parse_series
 from oracle.market.present import (
     STATE_NAMES,
     STATE_OPEN,
@@ -42,7 +43,17 @@ from oracle.market.present import (
     parse_amount,
     series_text,
 )
-from oracle.market.reads import Erc20, balances, balances_text, describe, plan_settlement
+from oracle.market.reads import (
+    Erc20,
+    balances,
+    balances_text,
+    creation_collateral,
+    describe,
+    find_series,
+    held_tokens,
+    plan_settlement,
+    series_exists,
+)
 
 ALL = "all"
 
@@ -137,13 +148,21 @@ class _Setup:
     config: Config
     market: str
     collateral: str | None
-    series: Any  # oracle.index.tokens.Series
+    series: Series | None
+
+    @property
+    def named(self) -> Series:
+        """The series the command names (every command but ``status`` requires one)."""
+        assert self.series is not None  # argparse requires SERIES for them
+        return self.series
+
+    async def find(self, market: Any) -> Any:
+        """The named series on the market (``--collateral`` picks among same-named ones)."""
+        return await find_series(market, self.named.series_name, self.collateral)
 
 
 def _setup(args: argparse.Namespace) -> _Setup:
     """Everything checked before any I/O: names, addresses, settings."""
-    from oracle.index.tokens import parse_series
-
     series = parse_series(args.series) if getattr(args, "series", None) else None
     collateral = address(args.collateral, "--collateral") if args.collateral else None
     market = address(args.market, "--market") if args.market else None
@@ -159,7 +178,7 @@ def _setup(args: argparse.Namespace) -> _Setup:
 
 def cmd_create(args: argparse.Namespace) -> int:
     setup = _setup(args)
-    series = setup.series
+    series = setup.named
     chosen = setup.collateral or setup.config.market.collateral or None
     sender = load_sender(setup.config)
 
@@ -167,7 +186,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         from oracle.market.chain import series_id
 
         async with _market(setup) as (w3, market):
-            collateral = await _creation_collateral(market, chosen)
+            collateral = await creation_collateral(market, chosen)
             identifier = series_id(
                 n_days=series.n_days,
                 floor=series.floor_fixed,
@@ -175,7 +194,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                 expiry=series.expiry_ts,
                 collateral=collateral,
             )
-            if await _exists(market, identifier):
+            if await series_exists(market, identifier):
                 raise InputError(
                     f"series {series.series_name} with collateral {collateral} exists already "
                     f"(id 0x{identifier.hex()})"
@@ -208,7 +227,7 @@ def cmd_mint(args: argparse.Namespace) -> int:
 
     async def run() -> dict[str, Any]:
         async with _market(setup) as (w3, market):
-            info = await _find(market, setup)
+            info = await setup.find(market)
             _require_open(info, "mint")
             token = Erc20(w3, info.collateral)
             meta = await token.describe()
@@ -249,9 +268,9 @@ def cmd_redeem(args: argparse.Namespace) -> int:
 
     async def run() -> dict[str, Any]:
         async with _market(setup) as (w3, market):
-            info = await _find(market, setup)
+            info = await setup.find(market)
             _require_open(info, "redeem")
-            longs, shorts = await _held(w3, info, sender.address)
+            longs, shorts = await held_tokens(w3, info, sender.address)
             pairs = min(longs, shorts)
             chosen = pairs if amount is None else amount
             if chosen == 0 or chosen > pairs:
@@ -291,7 +310,7 @@ def cmd_settle(args: argparse.Namespace) -> int:
 
     async def run() -> dict[str, Any]:
         async with _market(setup) as (w3, market):
-            info = await _find(market, setup)
+            info = await setup.find(market)
             _require_open(info, "settle")
             plan = await plan_settlement(
                 w3, await market.oracle(), info, now=await _chain_time(w3), epoch=args.epoch
@@ -326,13 +345,15 @@ def cmd_claim(args: argparse.Namespace) -> int:
 
     async def run() -> dict[str, Any]:
         async with _market(setup) as (w3, market):
-            info = await _find(market, setup)
+            info = await setup.find(market)
             if info.state == STATE_OPEN:
                 raise InputError(
                     f"series {info.name} is not settled yet: claims open after "
                     f"`bme-oracle market settle {info.name}`"
                 )
-            held = dict(zip(("long", "short"), await _held(w3, info, sender.address), strict=True))
+            held = dict(
+                zip(("long", "short"), await held_tokens(w3, info, sender.address), strict=True)
+            )
             amounts = {}
             for side, amount in wanted.items():
                 chosen = held[side] if amount is None else amount
@@ -374,7 +395,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     async def run() -> dict[str, Any]:
         async with _market(setup) as (w3, market):
             if setup.series is not None:
-                info = await _find(market, setup)
+                info = await setup.find(market)
                 payload = await describe(w3, market, info)
                 if account:
                     payload["balances"] = await balances(w3, info, account)
@@ -426,73 +447,9 @@ async def _chain_time(w3: Any) -> int:
     return int((await w3.eth.get_block(w3.eth.default_block))["timestamp"])
 
 
-async def _creation_collateral(market: Any, chosen: str | None) -> str:
-    """``--collateral`` (or ``market.collateral``), checked against the allowlist; without
-    either, the market's only collateral if it has one."""
-    allowed = await market.collateral_allowlist()
-    if chosen is None:
-        if len(allowed) != 1:
-            raise InputError(
-                f"the market accepts {len(allowed)} collateral tokens ({', '.join(allowed)}): "
-                "choose one with --collateral"
-            )
-        return str(allowed[0])
-    chosen = address(chosen, "--collateral")
-    if not await market.is_allowed_collateral(chosen):
-        raise InputError(
-            f"--collateral {chosen} is not on the allowlist of the market {market.address} "
-            f"(fixed at its deployment: {', '.join(allowed)})"
-        )
-    return chosen
-
-
-async def _exists(market: Any, identifier: bytes) -> bool:
-    from oracle.publish.contract import ContractReverted
-
-    try:
-        await market.series_info(identifier)
-    except ContractReverted as exc:
-        if exc.name == "UnknownSeries":
-            return False
-        raise
-    return True
-
-
-async def _find(market: Any, setup: _Setup) -> Any:
-    """The series named by the user (among those of ``--collateral``, when given)."""
-    name = setup.series.series_name
-    every = await market.list_series()
-    found = [
-        info
-        for info in every
-        if info.name == name and (setup.collateral is None or info.collateral == setup.collateral)
-    ]
-    if not found:
-        known = ", ".join(sorted({info.name for info in every})[:10]) or "none yet"
-        with_collateral = f" with collateral {setup.collateral}" if setup.collateral else ""
-        raise InputError(
-            f"unknown series {name}{with_collateral} on the market {market.address} "
-            f"(its series: {known}); create it with `bme-oracle market create {name}`"
-        )
-    if len(found) > 1:
-        raise InputError(
-            f"several series are named {name} (collaterals "
-            f"{', '.join(info.collateral for info in found)}): choose one with --collateral"
-        )
-    return found[0]
-
-
 def _require_open(info: Any, what: str) -> None:
     if info.state != STATE_OPEN:
         raise InputError(
             f"series {info.name} is {STATE_NAMES.get(info.state, info.state)}: {what} is only "
             "possible before settlement (claim the tokens instead)"
         )
-
-
-async def _held(w3: Any, info: Any, account: str) -> tuple[int, int]:
-    longs, shorts = await asyncio.gather(
-        Erc20(w3, info.long_token).balance_of(account),
-        Erc20(w3, info.short_token).balance_of(account),
-    )
-    return longs, shorts

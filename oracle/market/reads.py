@@ -117,6 +117,70 @@ async def balances(w3: Any, info: SeriesLike, account: str) -> dict[str, Any]:
     }
 
 
+async def held_tokens(w3: Any, info: SeriesLike, account: str) -> tuple[int, int]:
+    """``account``'s long and short tokens of the series (base units)."""
+    longs, shorts = await asyncio.gather(
+        Erc20(w3, info.long_token).balance_of(account),
+        Erc20(w3, info.short_token).balance_of(account),
+    )
+    return longs, shorts
+
+
+async def find_series(market: Any, name: str, collateral: str | None) -> Any:
+    """The series of the market with canonical ``name`` (and ``collateral``, if given);
+    ``InputError`` naming the market's series when there is none, or asking for
+    ``--collateral`` when several share the name."""
+    every = await market.list_series()
+    found = [
+        info
+        for info in every
+        if info.name == name and (collateral is None or info.collateral == collateral)
+    ]
+    if not found:
+        known = ", ".join(sorted({info.name for info in every})[:10]) or "none yet"
+        with_collateral = f" with collateral {collateral}" if collateral else ""
+        raise InputError(
+            f"unknown series {name}{with_collateral} on the market {market.address} "
+            f"(its series: {known}); create it with `bme-oracle market create {name}`"
+        )
+    if len(found) > 1:
+        raise InputError(
+            f"several series are named {name} (collaterals "
+            f"{', '.join(info.collateral for info in found)}): choose one with --collateral"
+        )
+    return found[0]
+
+
+async def creation_collateral(market: Any, chosen: str | None) -> str:
+    """The collateral of a new series: ``chosen`` checked against the allowlist, or,
+    without a choice, the market's only collateral (several: ``InputError`` asking)."""
+    allowed = await market.collateral_allowlist()
+    if chosen is None:
+        if len(allowed) != 1:
+            raise InputError(
+                f"the market accepts {len(allowed)} collateral tokens ({', '.join(allowed)}): "
+                "choose one with --collateral"
+            )
+        return str(allowed[0])
+    chosen = to_checksum_address(chosen)
+    if not await market.is_allowed_collateral(chosen):
+        raise InputError(
+            f"--collateral {chosen} is not on the allowlist of the market {market.address} "
+            f"(fixed at its deployment: {', '.join(allowed)})"
+        )
+    return chosen
+
+
+async def series_exists(market: Any, series_id: bytes) -> bool:
+    try:
+        await market.series_info(series_id)
+    except ContractReverted as exc:
+        if exc.name == "UnknownSeries":
+            return False
+        raise
+    return True
+
+
 def balances_text(held: dict[str, Any]) -> str:
     return (
         f"{held['account']} holds {held['long']} long, {held['short']} short, "
