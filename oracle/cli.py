@@ -41,7 +41,7 @@ from oracle.errors import (
 from oracle.sources.boundedjson import restore_recursion_limit
 
 #: Modules in ``oracle.commands`` that contribute subcommands (order = help order).
-COMMAND_MODULES = ("mathcmds", "db", "watch", "contract", "daemon")
+COMMAND_MODULES = ("mathcmds", "db", "watch", "contract", "market", "daemon")
 #: Which module owns each command, so a command imports only its own module: ``db`` pulls in
 #: SQLAlchemy and Alembic, ``contract`` web3 (seconds of imports the math commands never need).
 COMMAND_OWNERS = {
@@ -54,6 +54,7 @@ COMMAND_OWNERS = {
     "watch": "watch",
     "contract": "contract",
     "publish": "contract",
+    "market": "market",
     "run": "daemon",
     "replay": "daemon",
     "dev": "daemon",

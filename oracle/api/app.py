@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 
 from oracle.api.context import CONTEXT, OPENAPI_BODY, ApiContext, ApiError, error_response
+from oracle.api.markets import install as install_markets
 from oracle.api.openapi import build_document
 from oracle.api.routes import ROUTES, Handler, Route
 from oracle.api.state import ApiState
@@ -118,6 +119,7 @@ def build_app(ctx: ApiContext, routes: Sequence[Route] | None = None) -> web.App
 
     app.on_startup.append(start_state)
     app.on_cleanup.append(close_state)
+    install_markets(app)
     app[OPENAPI_BODY] = json.dumps(build_document(table, network=ctx.network)).encode()
     for route in table:
         app.router.add_get(route.path, route.handler, name=route.operation_id)

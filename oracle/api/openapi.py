@@ -73,6 +73,23 @@ _RETARGET_FIELDS: dict[str, Any] = {
     "orphaned_at": _nullable(_TIME),
 }
 
+_ADDRESS = {"type": "string", "pattern": r"^0x[0-9a-fA-F]{40}$"}
+_UNITS = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}
+_SCIENTIFIC = {"type": "string", "pattern": r"^(0|[0-9](\.[0-9]+)?E[+-][0-9]+)$"}
+_AMOUNT = _object({"base": _INTEGER_TEXT, "units": _UNITS})
+_POSITION_TOKEN = _object(
+    {
+        "name": _STR,
+        "address": _ADDRESS,
+        "decimals": _INT,
+        "supply": _UNITS,
+        "supply_base": _INTEGER_TEXT,
+    }
+)
+_MARKET = _object(
+    {"address": _ADDRESS, "chain_id": _INT, "oracle": _ADDRESS, "collaterals": _array(_ADDRESS)}
+)
+
 _INDEX_AT_EPOCH = _object(
     {"n_days": _INT, "value": _DECIMAL, "value_exact": _FRACTION, "value_fixed": _INTEGER_TEXT}
 )
@@ -266,6 +283,46 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "report": _object({"epoch": _INT, "block_hash_hex": _HASH, "bits": _INT, "time": _INT}),
             "signature": {"type": "string", "pattern": r"^0x[0-9a-f]{130}$"},
         }
+    ),
+    "MarketSeries": _object(
+        {
+            "id": {"type": "string", "pattern": r"^0x[0-9a-f]{64}$"},
+            "name": _STR,
+            "n_days": _INT,
+            "floor": _SCIENTIFIC,
+            "floor_fixed": _INTEGER_TEXT,
+            "cap": _SCIENTIFIC,
+            "cap_fixed": _INTEGER_TEXT,
+            "multiplier": _INT,
+            "expiry": _INT,
+            "expiry_iso": _TIME,
+            "created_at": _INT,
+            "settlement_opens_at": _INT,
+            "fallback_opens_at": _INT,
+            "status": {"type": "string", "enum": ["open", "settled", "fallback"]},
+            "collateral": _object({"address": _ADDRESS, "symbol": _STR, "decimals": _INT}),
+            "pair_collateral": _AMOUNT,
+            "long_token": _POSITION_TOKEN,
+            "short_token": _POSITION_TOKEN,
+            "ledger": _object({"deposited": _AMOUNT, "paid_out": _AMOUNT, "held": _AMOUNT}),
+            "settlement": _nullable(
+                _object(
+                    {
+                        "value": _SCIENTIFIC,
+                        "value_fixed": _INTEGER_TEXT,
+                        "epoch": _nullable(_INT),
+                        "long_payout_per_token": _AMOUNT,
+                        "short_payout_per_token": _AMOUNT,
+                    }
+                )
+            ),
+        }
+    ),
+    "MarketList": _object(
+        {"market": _MARKET, "chain_time": _INT, "series": _array(_ref("MarketSeries"))}
+    ),
+    "MarketDetail": _object(
+        {"market": _MARKET, "chain_time": _INT, "series": _ref("MarketSeries")}
     ),
     "AttestationList": _object(
         {

@@ -36,6 +36,7 @@ from oracle.api.handlers import (
     ready,
     status,
 )
+from oracle.api.markets import ADDRESS_PATTERN, NAME_PATTERN, get_market, list_markets
 from oracle.api.params import FORMATS, MAX_ABS_TIME, MAX_EPOCH, MAX_LIMIT, MAX_N_DAYS
 from oracle.store.states import DISAGREEMENT_KINDS
 
@@ -271,5 +272,47 @@ ROUTES: tuple[Route, ...] = (
         params=(Param("epoch", "path", _EPOCH_SCHEMA, "Epoch number (height // 2016).", True),),
         description="Empty until this node's own quorum agreed and it signed; 404 when the "
         "node does not sign reports.",
+    ),
+    Route(
+        "/v1/markets",
+        list_markets,
+        "listMarketSeries",
+        "The BmeMarket's series: terms, tokens and supply, collateral ledger, settlement",
+        "MarketList",
+        errors=(404, 503),
+        tag="market",
+        description="Read from the market contract on the EVM node ([market] address), at "
+        "most once per market.cache_ttl_s; 503 with the reason when the node does not answer "
+        "within market.read_timeout_s, 404 when no market is configured. Index values and "
+        "strikes in BTC per TH/s per day (scientific notation, with the 10^18 integer); "
+        "amounts as exact decimals with their base units.",
+    ),
+    Route(
+        "/v1/markets/{name}",
+        get_market,
+        "getMarketSeries",
+        "One series of the BmeMarket by name (series or token name)",
+        "MarketDetail",
+        errors=(400, 404, 503),
+        tag="market",
+        params=(
+            Param(
+                "name",
+                "path",
+                {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$"},
+                "Series name BME<N>-<Floor>-<Cap>-<YYMMDD> (strikes in 1E-7 BTC per TH/s per "
+                "day, e.g. BME14-4.85-5.4-261215) or either token's name (L.../S...).",
+                True,
+            ),
+            Param(
+                "collateral",
+                "query",
+                {"type": "string", "pattern": f"^{ADDRESS_PATTERN.pattern}$"},
+                "The collateral token, when several series share the name.",
+            ),
+        ),
+        description="The same series object as in /v1/markets. 400 for a name not of the "
+        "documented form; 404 when no series has the name (also when none can: N not a "
+        "multiple of 14, Floor >= Cap, no such date) or no market is configured.",
     ),
 )

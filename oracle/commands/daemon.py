@@ -51,6 +51,36 @@ def register(subparsers: Any) -> None:
     )
     add_json_flag(p)
     p.set_defaults(handler=cmd_dev)
+    steps = p.add_subparsers(dest="dev_command", metavar="STEP")
+    step = steps.add_parser(
+        "advance",
+        help="move the running dev stack's regtest and anvil clocks forward (settlement)",
+        description="Set the regtest clock to --to, mine through the next retarget, wait "
+        "until the dev daemon published it and move anvil past its challenge window, so "
+        "an expiry before --to can be settled (oracle.devstack.advance).",
+    )
+    step.add_argument(
+        "--to",
+        required=True,
+        metavar="WHEN",
+        help="+Nd/+Nh/+Nm/+Ns after the dev chains' time, a unix time, or an ISO date/time "
+        "(UTC unless an offset is given), e.g. +9d or 2026-12-17T02:00Z",
+    )
+    step.add_argument(
+        "--config",
+        metavar="FILE",
+        default="var/dev/oracle.toml",
+        help="the dev stack's configuration (default: var/dev/oracle.toml, written by dev)",
+    )
+    step.add_argument(
+        "--wait",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to wait for the daemon to publish the new epoch (default 120)",
+    )
+    add_json_flag(step)
+    step.set_defaults(handler=cmd_dev_advance)
 
 
 def _config(args: argparse.Namespace, *, publishing: bool) -> Config:
@@ -95,6 +125,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"{summary.unobserved[0]}..{summary.unobserved[-1]}"
         )
     return 0 if not summary.disputed else 1
+
+
+def cmd_dev_advance(args: argparse.Namespace) -> int:
+    from oracle.devstack.advance import advance
+
+    config = load(args.config)
+    setup_logging(fmt=config.logging.format, level="warning")
+    if args.wait <= 0:
+        raise InputError(f"--wait must be > 0 seconds, got {args.wait}")
+    moved = asyncio.run(advance(config, args.to, wait_s=args.wait))
+    emit(args, moved.as_dict(), moved.text())
+    return 0
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

@@ -179,6 +179,21 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketConfig:
+    """A ``BmeMarket`` on the publisher's EVM chain (``publisher.rpc_url``, ``chain_id``):
+    the ``bme-oracle market`` commands act on it and the API serves it at ``/v1/markets``.
+
+    ``collateral`` is the token ``market create`` uses when ``--collateral`` is not given.
+    The API reads the contract at most once per ``cache_ttl_s`` and gives up on a read
+    after ``read_timeout_s`` (503 with the reason; the rest of the API is unaffected)."""
+
+    address: str = ""
+    collateral: str = ""
+    read_timeout_s: float = 3.0
+    cache_ttl_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     format: LogFormat = "console"
     level: LogLevel = "info"
@@ -201,6 +216,7 @@ class Config:
     peers: PeersConfig = field(default_factory=PeersConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    market: MarketConfig = field(default_factory=MarketConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
 

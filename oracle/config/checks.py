@@ -80,6 +80,7 @@ def validate(config: Config) -> list[str]:
     if not 0 <= config.api.port < 65536:
         problems.append(f"api.port: must be 0..65535 (0 picks a free port), got {config.api.port}")
     problems.extend(_validate_peers(config))
+    problems.extend(_validate_market(config))
     problems.extend(_validate_database(config.database))
     problems.extend(_validate_urls(config))
     return problems
@@ -194,6 +195,19 @@ def _validate_peers(config: Config) -> list[str]:
         problems.append(f"peers.submit_delay_s: must be >= 0, got {peers.submit_delay_s}")
     if peers.urls and not config.publisher.enabled:
         problems.append("peers.urls: peers exchange signatures, so [publisher] must be enabled")
+    return problems
+
+
+def _validate_market(config: Config) -> list[str]:
+    market = config.market
+    problems = [
+        f"market.{name}: must be a 0x address of 40 hex digits, got {getattr(market, name)!r}"
+        for name in ("address", "collateral")
+        if getattr(market, name) and not _ADDRESS.fullmatch(getattr(market, name))
+    ]
+    for name in ("read_timeout_s", "cache_ttl_s"):
+        if getattr(market, name) <= 0:
+            problems.append(f"market.{name}: must be > 0, got {getattr(market, name)}")
     return problems
 
 

@@ -4,11 +4,15 @@ Starts a regtest bitcoind and an anvil node (``oracle.devstack.nodes``), creates
 signer keys in encrypted keystores (3 signers, threshold 2, plus a funded
 sender), deploys the contract in regtest mode on the dev chain (31337), anchored
 at the regtest chain's first epoch (epoch 0, read from the dev bitcoind) with a
-10-minute challenge window and a 1-minute governance delay, migrates a SQLite
-database, runs the daemon with its API, mines through ``retargets`` retargets and
-waits until each is agreed and published on chain. It prints the API URL, the
-contract address and the genesis (one JSON line with ``--json``) and runs until
-Ctrl-C. Everything lives in ``workdir`` and is recreated on every start. Regtest
+10-minute challenge window and a 1-minute governance delay, deploys the market with
+its dev collateral and a sample series (``oracle.devstack.market``), migrates a SQLite
+database, writes the configuration to ``<workdir>/oracle.toml`` for the commands a
+user runs beside it (``oracle.devstack.configfile``: ``bme-oracle market``,
+``bme-oracle dev advance``), runs the daemon with its API, mines through
+``retargets`` retargets and waits until each is agreed and published on chain. It
+prints the API URL, the contract and market addresses, the sample series, the genesis
+and the configuration file (one JSON line with ``--json``) and runs until Ctrl-C.
+Everything lives in ``workdir`` and is recreated on every start. Regtest
 has one local node, so quorum is 1 here; production needs independent sources
 (docs/operations.md).
 
@@ -40,11 +44,14 @@ from oracle.config import (
     CrossCheckConfig,
     DatabaseConfig,
     LoggingConfig,
+    MarketConfig,
     NetworkConfig,
     PublisherConfig,
     Secret,
 )
 from oracle.devstack.clock import follow_bitcoin_time
+from oracle.devstack.configfile import write_config
+from oracle.devstack.market import DevMarket, deploy_dev_market
 from oracle.devstack.nodes import Anvil, Bitcoind, DevnetError
 from oracle.errors import OracleError
 from oracle.publish.anchor import Checkpoint
@@ -71,13 +78,19 @@ class DevStack:
     keys: DevKeys
     contract_address: str = ""
     genesis: Checkpoint | None = None
+    market: DevMarket | None = None
 
 
 def _fresh_workdir(workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     for name in ("bitcoind", "keys"):
         shutil.rmtree(workdir / name, ignore_errors=True)
-    for name in ("bme-oracle.sqlite", "bme-oracle.sqlite-wal", "bme-oracle.sqlite-shm"):
+    for name in (
+        "bme-oracle.sqlite",
+        "bme-oracle.sqlite-wal",
+        "bme-oracle.sqlite-shm",
+        "oracle.toml",
+    ):
         (workdir / name).unlink(missing_ok=True)
 
 
@@ -204,8 +217,14 @@ def publisher_config(
 
 
 def dev_config(stack: DevStack, *, api_port: int) -> Config:
-    """The daemon's configuration for the local stack (secrets stay in memory or files)."""
+    """The daemon's configuration for the local stack (secrets stay in memory or files):
+    also written to ``<workdir>/oracle.toml`` for the commands run beside it."""
     db_url = f"sqlite+aiosqlite:///{stack.workdir.resolve() / 'bme-oracle.sqlite'}"
+    password_file = stack.keys.password_file.parent / "bitcoind-rpc-password"
+    if not password_file.exists():
+        password_file.touch(mode=0o600)
+        password_file.write_text(stack.bitcoind.rpc_password, encoding="utf-8")
+    market = stack.market
     return Config(
         network=NetworkConfig(name="regtest"),
         database=DatabaseConfig(url=db_url),
@@ -213,6 +232,7 @@ def dev_config(stack: DevStack, *, api_port: int) -> Config:
             url=stack.bitcoind.rpc_url,
             rpc_user=stack.bitcoind.rpc_user,
             rpc_password=Secret(stack.bitcoind.rpc_password),
+            rpc_password_file=str(password_file.resolve()),
             zmq_hashblock=stack.bitcoind.zmq_url,
             poll_interval_s=2.0,
         ),
@@ -221,6 +241,9 @@ def dev_config(stack: DevStack, *, api_port: int) -> Config:
             stack.anvil.url, stack.contract_address, stack.keys, chain_id=stack.anvil.chain_id
         ),
         api=ApiConfig(enabled=True, host="127.0.0.1", port=api_port),
+        market=MarketConfig(address=market.address, collateral=market.collateral)
+        if market is not None
+        else MarketConfig(),
         logging=LoggingConfig(format="console", level="info"),
     )
 
@@ -273,6 +296,7 @@ def _say(as_json: bool, payload: dict[str, Any], text: str) -> None:
 async def run_dev(
     *, api_port: int, workdir: str, retargets: int, as_json: bool, exit_after_publish: bool
 ) -> int:
+    from oracle.publish.signing import load_keystore
     from oracle.store import migrate
 
     root = Path(workdir)
@@ -289,9 +313,17 @@ async def run_dev(
         stack.contract_address = await deploy_dev_contract(
             stack.anvil.url, stack.keys, genesis=genesis
         )
+        stack.market = await deploy_dev_market(
+            stack.anvil.url,
+            load_keystore(stack.keys.sender, stack.keys.password),
+            stack.contract_address,
+        )
         clock = asyncio.create_task(_follow_clock(stack))
-        config = dev_config(stack, api_port=api_port)
+        config = await asyncio.to_thread(dev_config, stack, api_port=api_port)
         await migrate.upgrade(config.database.url)
+        config_file = await asyncio.to_thread(write_config, config, root / "oracle.toml")
+        market = stack.market
+        assert market is not None
 
         async def ready(service: Service) -> None:
             nonlocal driver
@@ -308,11 +340,16 @@ async def run_dev(
                     "genesis": genesis.as_dict(),
                     "challenge_window_s": DEV_CHALLENGE_WINDOW_S,
                     "governance_delay_s": DEV_GOVERNANCE_DELAY_S,
+                    **market.as_dict(),
+                    "config_file": str(config_file),
                 },
                 f"API: {service.api_url}\ncontract: {stack.contract_address} "
                 f"(anvil {stack.anvil.url}, regtest mode, genesis epoch {genesis.epoch}, "
                 f"challenge window {DEV_CHALLENGE_WINDOW_S} s, governance delay "
-                f"{DEV_GOVERNANCE_DELAY_S} s)\nmining through {retargets} retarget(s)...",
+                f"{DEV_GOVERNANCE_DELAY_S} s)\nmarket: {market.address} (collateral tWBTC "
+                f"{market.collateral}, dev only), sample series {market.sample_series}\n"
+                f"config for other terminals: {config_file}\n"
+                f"mining through {retargets} retarget(s)...",
             )
             driver = asyncio.create_task(
                 _drive(

@@ -68,6 +68,10 @@ def test_dev_mines_a_retarget_and_publishes_it(tmp_path: Path) -> None:
     assert ready["genesis"] == REGTEST_GENESIS.as_dict()
     assert ready["challenge_window_s"] == DEV_CHALLENGE_WINDOW_S
     assert ready["governance_delay_s"] == DEV_GOVERNANCE_DELAY_S
+    # the market, its collateral and a sample series (tests/e2e/test_market_e2e.py uses them)
+    assert ready["market_address"].startswith("0x") and len(ready["market_address"]) == 42
+    assert ready["sample_series"].startswith("BME14-4.85-5.4-")
+    assert ready["config_file"] == str((tmp_path / "dev" / "oracle.toml").resolve())
     published = next(e for e in events if e["event"] == "retarget_published")
     assert published["epoch"] == 1 and published["height"] == 2016
     assert published["tx_hash"].startswith("0x")

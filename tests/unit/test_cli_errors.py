@@ -77,6 +77,8 @@ def assert_refused(err: str, *fragments: str) -> None:
 
 
 WATCH = ["watch", "--quorum", "1"]
+SERIES = "BME14-4.85-5.4-261215"
+MINT = ["market", "mint", SERIES, "--amount", "1", "--market", ADDRESS]
 STATUS = ["contract", "status", "--contract", ADDRESS]
 DEPLOY = ["contract", "deploy", "--signers", ADDRESS, "--threshold", "1", "--owner", ADDRESS]
 #: (argv, fragments of the one-line message): bad input -> exit 2. Shared with the
@@ -96,6 +98,12 @@ BAD_INPUT: list[tuple[list[str], list[str]]] = [
     ([*STATUS, "--rpc-url", "http://"], ["--rpc-url", "no host"]),
     ([*DEPLOY, "--rpc-url", "notaurl"], ["--rpc-url", "'notaurl'"]),
     ([*DEPLOY, "--rpc-url", "http://:8545"], ["--rpc-url", "no host"]),
+    (["market", "status"], ["no market", "market.address"]),
+    ([*MINT[:2], "BME14-4.85-5.4", *MINT[3:]], ["series 'BME14-4.85-5.4'", "4 parts"]),
+    ([*MINT[:4], "1e-3", *MINT[5:]], ["--amount", "'1e-3'", "not an amount"]),
+    ([*MINT[:4], "0.0000000000000000001", *MINT[5:]], ["--amount", "19 decimals"]),
+    (["market", "create", SERIES, "--collateral", "wbtc"], ["--collateral", "not an address"]),
+    (["market", "status", "--market", "0x12"], ["--market", "not an address"]),
 ]
 
 

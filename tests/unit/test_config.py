@@ -316,3 +316,25 @@ def test_publishing_needs_a_contract_and_keystores(tmp_path: Path) -> None:
         config.load(path, filled | {"ORACLE_PUBLISHER__CONTRACT_ADDRESS": "0x123"}, publishing=True)
     dev = ROOT / "config" / "dev.toml"  # `bme-oracle dev` fills these in itself
     assert config.load(dev, filled, publishing=True).publisher.enabled
+
+
+def test_market_section_from_file_and_environment(tmp_path: Path) -> None:
+    market = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    collateral = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+    path = tmp_path / "market.toml"
+    path.write_text(f'[market]\naddress = "{market}"\ncache_ttl_s = 2.0\n')
+    loaded = config.load(path, {"ORACLE_MARKET__COLLATERAL": collateral})
+    assert loaded.market.address == market and loaded.market.collateral == collateral
+    assert loaded.market.cache_ttl_s == 2.0 and loaded.market.read_timeout_s == 3.0
+    assert config.load(None, {}).market.address == ""  # no market: /v1/markets answers 404
+
+
+def test_market_problems_name_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "market.toml"
+    path.write_text('[market]\naddress = "0x1234"\nread_timeout_s = 0\n')
+    with pytest.raises(ConfigError) as info:
+        config.load(path, {"ORACLE_MARKET__COLLATERAL": "wbtc"})
+    message = str(info.value)
+    assert "market.address: must be a 0x address of 40 hex digits, got '0x1234'" in message
+    assert "market.collateral: must be a 0x address" in message
+    assert "market.read_timeout_s: must be > 0, got 0" in message
