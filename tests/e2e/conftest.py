@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import gc
+from collections.abc import AsyncIterator, Iterator
 
+import pytest
 import pytest_asyncio
 
 from oracle.store import migrate
@@ -20,3 +22,18 @@ async def pg_url() -> AsyncIterator[str]:
         yield url
     finally:
         await drop_database(name)
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test() -> Iterator[None]:
+    """Collect reference cycles when each end-to-end test ends.
+
+    Why: these tests start and stop whole services (SIGTERM, cancellation, crashes), and
+    what such a stop leaves in reference cycles (event loops, tasks, drivers' connections)
+    is otherwise collected at a random later moment, inside whichever test then allocates
+    enough: a ResourceWarning there blames an unrelated test (CI saw asyncpg's "unclosed
+    connection" surface in test_evm_side). Collected here, a leak fails the test that
+    caused it, in its teardown.
+    """
+    yield
+    gc.collect()

@@ -180,8 +180,9 @@ interface IDifficultyOracle {
     function bitsToTarget(uint32 bits) external pure returns (uint256);
 
     /// @notice BME_N at epoch `e` in 10^18 fixed point (DESIGN.md), from the stored bits of epochs
-    ///         e-T+1 .. e, T = N/14; latest known, not final. Reverts `EpochMissing` naming an
-    ///         absent epoch, `InvalidWindow` unless N is a multiple of 14 up to 3,584.
+    ///         e-T+1 .. e, T = N/14, each epoch with its own K (`epochSubsidySat`: the
+    ///         block-weighted halving rule); latest known, not final. Reverts `EpochMissing` naming
+    ///         an absent epoch, `InvalidWindow` unless N is a multiple of 14 up to 3,584.
     function bme(uint256 nDays, uint256 e) external view returns (uint256);
 
     /// @notice BME_N for the latest stored epoch whose retarget header time is <= `t`: the latest
@@ -231,7 +232,13 @@ interface IDifficultyOracle {
     /// @notice The latest stored epoch whose retarget header time is <= `t`.
     function epochAtTime(uint256 t) external view returns (uint256);
 
-    /// @notice Total subsidy of the 2016 blocks of `epoch`, in satoshis.
+    /// @notice Total subsidy of the 2016 blocks of `epoch`, in satoshis, each block at its own
+    ///         height's subsidy: the index's halving rule. An epoch containing a halving (epochs
+    ///         104, 208, 312, 416, ...) counts its blocks at both subsidies (K from the
+    ///         block-weighted mean), known in advance, so the index still changes only at
+    ///         retargets. The index authors' published history used the subsidy of each epoch's
+    ///         first block instead; the two differ only in windows containing a halving epoch (by
+    ///         up to 42%: BME14 at epoch 104).
     function epochSubsidySat(uint256 epoch) external pure returns (uint256);
 
     /// @notice Apply an announced re-anchor after its delay (anyone may call): the stored run
