@@ -140,8 +140,10 @@ async def test_429_is_retried(receiver: tuple[Receiver, str]) -> None:
 
 async def test_slow_webhook_times_out_and_is_retried(receiver: tuple[Receiver, str]) -> None:
     hook, url = receiver
-    hook.delay_s = 0.5
-    alerter, metrics = _alerter((url,), retries=1, timeout_s=0.1)
+    # The receiver records each request once its body arrived, then answers too late: a
+    # timeout of 0.5 s leaves a loaded machine time to deliver the body (0.1 s did not).
+    hook.delay_s = 2.0
+    alerter, metrics = _alerter((url,), retries=1, timeout_s=0.5)
     await alerter.alert("readback_mismatch", "contract differs", key="411")
     await alerter.drain()
     await alerter.close()
