@@ -213,10 +213,12 @@ def cmd_create(args: argparse.Namespace) -> int:
                 collateral=collateral,
                 sender=sender,
             )
-            return await describe(w3, market, await market.series_info(created))
+            payload = await describe(w3, market, await market.series_info(created))
+            payload["transactions"] = list(market.sent)
+            return payload
 
     payload = asyncio.run(run())
-    emit(args, payload, f"created {payload['name']}\n" + series_text(payload))
+    _emit_sent(args, payload, f"created {payload['name']}\n" + series_text(payload))
     return 0
 
 
@@ -247,10 +249,11 @@ def cmd_mint(args: argparse.Namespace) -> int:
                 "units": format_units(paid, meta.decimals),
             }
             payload["balances"] = await balances(w3, info, sender.address)
+            payload["transactions"] = list(market.sent)
             return payload
 
     payload = asyncio.run(run())
-    emit(
+    _emit_sent(
         args,
         payload,
         f"minted {payload['minted']} {payload['long_token']['name']} + {payload['minted']} "
@@ -289,10 +292,11 @@ def cmd_redeem(args: argparse.Namespace) -> int:
                 "units": format_units(out, meta.decimals),
             }
             payload["balances"] = await balances(w3, info, sender.address)
+            payload["transactions"] = list(market.sent)
             return payload
 
     payload = asyncio.run(run())
-    emit(
+    _emit_sent(
         args,
         payload,
         f"redeemed {payload['redeemed']} pairs of {payload['name']} for "
@@ -323,6 +327,7 @@ def cmd_settle(args: argparse.Namespace) -> int:
                 )
             payload = await describe(w3, market, await market.series_info(info.series_id))
             payload["settled_by"] = kind
+            payload["transactions"] = list(market.sent)
             return payload
 
     payload = asyncio.run(run())
@@ -331,7 +336,7 @@ def cmd_settle(args: argparse.Namespace) -> int:
         "early": "early, at a barrier (the oracle's bmeFinal)",
         "fallback": "in fallback: no final index 30 days after expiry",
     }.get(payload["settled_by"], payload["settled_by"])
-    emit(args, payload, f"settled {how}\n" + series_text(payload))
+    _emit_sent(args, payload, f"settled {how}\n" + series_text(payload))
     return 0
 
 
@@ -375,10 +380,11 @@ def cmd_claim(args: argparse.Namespace) -> int:
             }
             payload["paid"] = {"base": str(paid), "units": format_units(paid, meta.decimals)}
             payload["balances"] = await balances(w3, info, sender.address)
+            payload["transactions"] = list(market.sent)
             return payload
 
     payload = asyncio.run(run())
-    emit(
+    _emit_sent(
         args,
         payload,
         f"claimed {payload['claimed']['long']} long + {payload['claimed']['short']} short of "
@@ -425,6 +431,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         text = "\n\n".join([head, *body])
     emit(args, payload, text)
     return 0
+
+
+def _emit_sent(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    """``emit`` for a command that sent transactions: their hashes close the text (JSON has
+    them under ``transactions``), so every change on chain can be looked up afterwards."""
+    sent = payload.get("transactions") or []
+    emit(args, payload, text + "".join(f"\ntransaction {tx_hash}" for tx_hash in sent))
 
 
 # ------------------------------------------------------------------------------ helpers

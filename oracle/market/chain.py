@@ -140,6 +140,9 @@ class MarketContract:
         self.contract = w3.eth.contract(address=self.address, abi=load_artifact(MARKET)["abi"])
         self.max_fee_wei = max_fee_wei
         self.priority_fee_wei = priority_fee_wei
+        #: hashes (0x-hex) of the transactions sent through this object, in order (an
+        #: ``approve`` before a ``mint`` included): what the CLI reports for the audit trail
+        self.sent: list[str] = []
 
     # ------------------------------------------------------------------ plumbing
 
@@ -153,13 +156,15 @@ class MarketContract:
 
     async def _send(self, sender: KeystoreAccount, to: str, data: str) -> dict[str, Any]:
         max_fee, priority = await _fees(self.w3, self.max_fee_wei, self.priority_fee_wei)
-        return await send_and_wait(
+        receipt = await send_and_wait(
             self.w3,
             sender,
             {"to": to, "data": data},
             max_fee_wei=max_fee,
             priority_fee_wei=priority,
         )
+        self.sent.append("0x" + bytes(receipt["transactionHash"]).hex())
+        return receipt
 
     async def _transact(self, sender: KeystoreAccount, function: str, *args: Any) -> dict[str, Any]:
         return await self._send(

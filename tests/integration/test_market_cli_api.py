@@ -176,6 +176,13 @@ async def test_mint_and_redeem_move_exactly_the_collateral_of_the_definition(
     assert taken == 46_200
     assert minted["collateral_in"] == {"base": "46200", "units": "0.000462"}
     assert before - await erc20_balance(world.w3, world.wbtc, sender.address) == 46_200
+    # Every transaction sent is reported, in order, and is on chain: the collateral's
+    # approve (a fresh sender has no allowance), then the market's mint.
+    receipts = [await world.w3.eth.get_transaction_receipt(h) for h in minted["transactions"]]
+    assert [(r["status"], r["to"]) for r in receipts] == [
+        (1, world.wbtc),
+        (1, world.market.address),
+    ]
     held = await world.market.token_balances(market.series_id, sender.address)
     assert (held.long, held.short) == (84 * 10**14, 84 * 10**14)
     # an odd amount: the mint rounds the collateral up, the redeem down
