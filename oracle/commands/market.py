@@ -38,6 +38,7 @@ from oracle.market.present import (
     STATE_NAMES,
     STATE_OPEN,
     TOKEN_DECIMALS,
+    amount_json,
     format_units,
     iso,
     parse_amount,
@@ -213,9 +214,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                 collateral=collateral,
                 sender=sender,
             )
-            payload = await describe(w3, market, await market.series_info(created))
-            payload["transactions"] = list(market.sent)
-            return payload
+            return await _after_sending(w3, market, created)
 
     payload = asyncio.run(run())
     _emit_sent(args, payload, f"created {payload['name']}\n" + series_text(payload))
@@ -242,14 +241,9 @@ def cmd_mint(args: argparse.Namespace) -> int:
                     f"{sender.address} holds {format_units(held, meta.decimals)}"
                 )
             paid = await market.mint(info.series_id, amount, sender=sender)
-            payload = await describe(w3, market, await market.series_info(info.series_id))
+            payload = await _after_sending(w3, market, info.series_id, sender.address)
             payload["minted"] = format_units(amount, TOKEN_DECIMALS)
-            payload["collateral_in"] = {
-                "base": str(paid),
-                "units": format_units(paid, meta.decimals),
-            }
-            payload["balances"] = await balances(w3, info, sender.address)
-            payload["transactions"] = list(market.sent)
+            payload["collateral_in"] = amount_json(paid, meta.decimals)
             return payload
 
     payload = asyncio.run(run())
@@ -283,16 +277,10 @@ def cmd_redeem(args: argparse.Namespace) -> int:
                     f"{format_units(shorts, TOKEN_DECIMALS)} short tokens of {info.name}, so "
                     f"at most {format_units(pairs, TOKEN_DECIMALS)} pairs can be redeemed"
                 )
-            meta = await Erc20(w3, info.collateral).describe()
             out = await market.redeem(info.series_id, chosen, sender=sender)
-            payload = await describe(w3, market, await market.series_info(info.series_id))
+            payload = await _after_sending(w3, market, info.series_id, sender.address)
             payload["redeemed"] = format_units(chosen, TOKEN_DECIMALS)
-            payload["collateral_out"] = {
-                "base": str(out),
-                "units": format_units(out, meta.decimals),
-            }
-            payload["balances"] = await balances(w3, info, sender.address)
-            payload["transactions"] = list(market.sent)
+            payload["collateral_out"] = amount_json(out, payload["collateral"]["decimals"])
             return payload
 
     payload = asyncio.run(run())
@@ -325,9 +313,8 @@ def cmd_settle(args: argparse.Namespace) -> int:
                 _value, _epoch, kind = await market.settle_early(
                     info.series_id, plan.epoch, sender=sender
                 )
-            payload = await describe(w3, market, await market.series_info(info.series_id))
+            payload = await _after_sending(w3, market, info.series_id)
             payload["settled_by"] = kind
-            payload["transactions"] = list(market.sent)
             return payload
 
     payload = asyncio.run(run())
@@ -370,17 +357,14 @@ def cmd_claim(args: argparse.Namespace) -> int:
                 amounts[side] = chosen
             if not amounts["long"] and not amounts["short"]:
                 raise InputError(f"{sender.address} holds no tokens of {info.name} to claim")
-            meta = await Erc20(w3, info.collateral).describe()
             paid = await market.claim(
                 info.series_id, amounts["long"], amounts["short"], sender=sender
             )
-            payload = await describe(w3, market, await market.series_info(info.series_id))
+            payload = await _after_sending(w3, market, info.series_id, sender.address)
             payload["claimed"] = {
                 side: format_units(amount, TOKEN_DECIMALS) for side, amount in amounts.items()
             }
-            payload["paid"] = {"base": str(paid), "units": format_units(paid, meta.decimals)}
-            payload["balances"] = await balances(w3, info, sender.address)
-            payload["transactions"] = list(market.sent)
+            payload["paid"] = amount_json(paid, payload["collateral"]["decimals"])
             return payload
 
     payload = asyncio.run(run())
@@ -431,6 +415,20 @@ def cmd_status(args: argparse.Namespace) -> int:
         text = "\n\n".join([head, *body])
     emit(args, payload, text)
     return 0
+
+
+async def _after_sending(
+    w3: Any, market: Any, series_id: bytes, account: str | None = None
+) -> dict[str, Any]:
+    """The series as the chain holds it after this command's transactions (re-read: the
+    state, ledger and supplies moved), ``account``'s holdings if given, and the hashes of
+    the transactions sent."""
+    info = await market.series_info(series_id)
+    payload = await describe(w3, market, info)
+    if account is not None:
+        payload["balances"] = await balances(w3, info, account)
+    payload["transactions"] = list(market.sent)
+    return payload
 
 
 def _emit_sent(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:

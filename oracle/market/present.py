@@ -160,7 +160,8 @@ def _token(name: str, where: str, supply: int) -> dict[str, Any]:
     }
 
 
-def _amount(base: int, decimals: int) -> dict[str, str]:
+def amount_json(base: int, decimals: int) -> dict[str, str]:
+    """An amount of collateral in JSON: exact base units and the decimal text."""
     return {"base": str(base), "units": format_units(base, decimals)}
 
 
@@ -181,8 +182,8 @@ def series_json(
             "value": index_text(info.settlement_value),
             "value_fixed": str(info.settlement_value),
             "epoch": info.settlement_epoch if info.state == STATE_SETTLED else None,
-            "long_payout_per_token": _amount(long_pays, decimals),
-            "short_payout_per_token": _amount(short_pays, decimals),
+            "long_payout_per_token": amount_json(long_pays, decimals),
+            "short_payout_per_token": amount_json(short_pays, decimals),
         }
     return {
         "id": "0x" + bytes(info.series_id).hex(),
@@ -204,13 +205,13 @@ def series_json(
             "symbol": collateral.symbol,
             "decimals": decimals,
         },
-        "pair_collateral": _amount(pair_collateral, decimals),
+        "pair_collateral": amount_json(pair_collateral, decimals),
         "long_token": _token("L" + info.name, info.long_token, long_supply),
         "short_token": _token("S" + info.name, info.short_token, short_supply),
         "ledger": {
-            "deposited": _amount(info.deposited, decimals),
-            "paid_out": _amount(info.paid_out, decimals),
-            "held": _amount(info.deposited - info.paid_out, decimals),
+            "deposited": amount_json(info.deposited, decimals),
+            "paid_out": amount_json(info.paid_out, decimals),
+            "held": amount_json(info.deposited - info.paid_out, decimals),
         },
         "settlement": settlement,
     }

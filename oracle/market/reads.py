@@ -102,12 +102,12 @@ async def describe(w3: Any, market: Any, info: SeriesLike) -> dict[str, Any]:
 
 async def balances(w3: Any, info: SeriesLike, account: str) -> dict[str, Any]:
     """What ``account`` holds of the series' tokens and collateral (exact decimals)."""
-    longs, shorts, collateral = await asyncio.gather(
+    longs, shorts, collateral, meta = await asyncio.gather(
         Erc20(w3, info.long_token).balance_of(account),
         Erc20(w3, info.short_token).balance_of(account),
         Erc20(w3, info.collateral).balance_of(account),
+        Erc20(w3, info.collateral).describe(),
     )
-    meta = await Erc20(w3, info.collateral).describe()
     return {
         "account": to_checksum_address(account),
         "long": format_units(longs, 18),
